@@ -1,0 +1,138 @@
+"""EfficientNet as data: the paper's Table 1 and the config that scales it. No torch here.
+
+`scaled_stages(config)` turns a config into the concrete per-stage numbers (channels,
+repeats, resolution) that `model.EfficientNet` builds, and that the scaling notebook's
+sliders display, without ever creating a tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from .scaling import round_channels, round_repeats
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One row of Table 1: `repeats` blocks of one kind; only the first block has `stride`."""
+
+    block: str  # "mbconv" (MBConv; expand 1 = depthwise-separable) or "fused" (FusedMBConv)
+    kernel: int
+    stride: int
+    expand: int
+    channels: int  # output channels, before width scaling
+    repeats: int  # blocks, before depth scaling
+    se: float = 0.25  # squeeze-excitation ratio; 0 = no SE
+    skip: bool = True  # residual connection where shapes allow
+    mid_from: int | None = None  # FusedMBConv only: expand from this many channels (TF quirk)
+
+
+# EfficientNet-B0, Table 1 of the paper. Stage 1 (the 3×3 stem conv, 32 channels) and
+# stage 9 (1×1 conv to 1280, pooling, FC) are the stem and head, outside this list.
+#          block     kernel stride expand channels repeats   # paper: operator, resolution
+B0_STAGES: tuple[StageSpec, ...] = (
+    StageSpec("mbconv", 3, 1, 1, 16, 1),    # stage 2: MBConv1, k3x3   112×112
+    StageSpec("mbconv", 3, 2, 6, 24, 2),    # stage 3: MBConv6, k3x3   112×112
+    StageSpec("mbconv", 5, 2, 6, 40, 2),    # stage 4: MBConv6, k5x5    56×56
+    StageSpec("mbconv", 3, 2, 6, 80, 3),    # stage 5: MBConv6, k3x3    28×28
+    StageSpec("mbconv", 5, 1, 6, 112, 3),   # stage 6: MBConv6, k5x5    14×14
+    StageSpec("mbconv", 5, 2, 6, 192, 4),   # stage 7: MBConv6, k5x5    14×14
+    StageSpec("mbconv", 3, 1, 6, 320, 1),   # stage 8: MBConv6, k3x3     7×7
+)
+
+# EfficientNet-Lite: B0's table without squeeze-excitation (poorly supported on mobile
+# accelerators); the model also swaps SiLU for ReLU6.
+LITE_STAGES: tuple[StageSpec, ...] = tuple(replace(s, se=0.0) for s in B0_STAGES)
+
+# EfficientNet-EdgeTPU (es/em/el): fused blocks in the early stages, ReLU, no SE, 6 stages.
+EDGE_STAGES: tuple[StageSpec, ...] = (
+    StageSpec("fused", 3, 1, 4, 24, 1, se=0.0, skip=False, mid_from=24),
+    StageSpec("fused", 3, 2, 8, 32, 2, se=0.0),
+    StageSpec("fused", 3, 2, 8, 48, 4, se=0.0),
+    StageSpec("mbconv", 5, 2, 8, 96, 5, se=0.0),
+    StageSpec("mbconv", 5, 1, 8, 144, 4, se=0.0),
+    StageSpec("mbconv", 5, 2, 8, 192, 2, se=0.0),
+)
+
+
+@dataclass(frozen=True)
+class EfficientNetConfig:
+    """Everything that decides the architecture of one EfficientNet."""
+
+    stages: tuple[StageSpec, ...] = B0_STAGES
+    width: float = 1.0  # channel multiplier
+    depth: float = 1.0  # repeats multiplier
+    resolution: int = 224  # the input size the model was designed for
+    dropout: float = 0.2  # before the classifier
+    drop_path_rate: float = 0.0  # stochastic depth, reached by the last block
+    stem_channels: int = 32
+    head_channels: int = 1280
+    act: str = "silu"
+    fixed_stem_head: bool = False  # Lite: stem and head keep 32 / 1280 channels at any width
+    fixed_first_last_depth: bool = False  # Lite: first and last stage are never repeated more
+    bn_eps: float = 1e-5  # TF-trained weights expect 1e-3
+    tf_same_padding: bool = False  # TF-trained weights expect TF's asymmetric "same" padding
+
+    def scaled(self, **changes) -> EfficientNetConfig:
+        return replace(self, **changes)
+
+    @property
+    def stem_out(self) -> int:
+        return self.stem_channels if self.fixed_stem_head else round_channels(self.stem_channels, self.width)
+
+    @property
+    def head_out(self) -> int:
+        return self.head_channels if self.fixed_stem_head else round_channels(self.head_channels, self.width)
+
+
+@dataclass(frozen=True)
+class ScaledStage:
+    """A stage after compound scaling: the numbers the network is actually built from."""
+
+    index: int
+    block: str
+    kernel: int
+    stride: int
+    expand: int
+    in_channels: int
+    out_channels: int
+    repeats: int
+    se: float
+    skip: bool
+    mid_from: int | None
+    in_resolution: int  # spatial size entering the stage, for an input of config.resolution
+    out_resolution: int
+    reduction: int  # input size / output size of this stage
+
+
+def scaled_stages(config: EfficientNetConfig, resolution: int | None = None) -> list[ScaledStage]:
+    """Apply width and depth scaling to the stage table; track spatial size and stride."""
+    res = math.ceil((resolution or config.resolution) / 2)  # after the stride-2 stem
+    reduction = 2
+    in_ch = config.stem_out
+    out: list[ScaledStage] = []
+    last = len(config.stages) - 1
+    for i, s in enumerate(config.stages):
+        fixed_depth = config.fixed_first_last_depth and i in (0, last)
+        repeats = s.repeats if fixed_depth else round_repeats(s.repeats, config.depth)
+        out_ch = round_channels(s.channels, config.width)
+        mid_from = round_channels(s.mid_from, config.width) if s.mid_from else None
+        out_res = math.ceil(res / s.stride)
+        reduction *= s.stride
+        out.append(ScaledStage(i, s.block, s.kernel, s.stride, s.expand, in_ch, out_ch, repeats,
+                               s.se, s.skip, mid_from, res, out_res, reduction))
+        in_ch, res = out_ch, out_res
+    return out
+
+
+def total_blocks(config: EfficientNetConfig) -> int:
+    return sum(s.repeats for s in scaled_stages(config))
+
+
+def drop_path_schedule(config: EfficientNetConfig, rate: float | None = None) -> list[float]:
+    """Stochastic-depth rate of every block: grows linearly from 0 (first block) to
+    rate·(n−1)/n (last), so deep blocks, whose job is refinement, are dropped most."""
+    rate = config.drop_path_rate if rate is None else rate
+    n = total_blocks(config)
+    return [rate * i / n for i in range(n)]

