@@ -18,7 +18,6 @@ import importlib
 import os
 import pickle
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +59,7 @@ def load_checkpoint_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tenso
             f"refused to load {str(path)!r}: it is not a plain tensor checkpoint (loading it would "
             f"execute or construct arbitrary Python objects). Only state dicts are accepted. "
             f"Detail: {str(e).splitlines()[0]}") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+    except Exception as e:  # torch raises many types for garbage: RuntimeError, EOFError, IndexError…
         raise CheckpointError(
             f"could not read checkpoint {str(path)!r}: the file is truncated, corrupt or not a "
             f"PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
@@ -186,22 +185,39 @@ def key_map(model: nn.Module, layout: str) -> dict[str, str]:
     return out
 
 
-def to_effnet_lab(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
-                  layout: str | None = None) -> dict[str, torch.Tensor]:
-    """Rename a timm / torchvision / lukemelas / effnet_lab state dict to `model`'s keys.
+def to_effnet_lab(state_dict: Mapping[str, torch.Tensor], model: nn.Module, layout: str | None = None, *,
+                  drop_classifier: bool = False, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Rename a timm / torchvision / lukemelas / effnet_lab state dict to `model`'s keys,
+    checking that every tensor has a place of the right shape and every place a tensor.
 
-    Keys the model has but the checkpoint lacks stay missing here; `load_weights` reports
-    them. Keys of the checkpoint that have no place in the model are reported at once.
+    Errors name keys the way the checkpoint names them. `drop_classifier=True` leaves the
+    classifier out (fine-tuning a pretrained backbone for another number of classes).
     """
-    layout = layout or detect_layout(state_dict)
-    mapping = key_map(model, layout)
-    theirs_to_ours = {v: k for k, v in mapping.items()}
-    unknown = [k for k in state_dict if k not in theirs_to_ours]
-    if unknown:
-        raise CheckpointError(_mismatch_message(
-            f"this {layout}-layout checkpoint does not fit the model", unexpected=unknown,
-            missing=[v for v in mapping.values() if v not in state_dict]))
-    return {theirs_to_ours[k]: v for k, v in state_dict.items()}
+    try:
+        layout = layout or detect_layout(state_dict)
+        mapping = key_map(model, layout)  # ours -> theirs
+    except CheckpointError as e:
+        raise CheckpointError(f"{source}: {e}") from None
+    if drop_classifier:
+        head = {v for k, v in mapping.items() if k.startswith("classifier.")}
+        mapping = {k: v for k, v in mapping.items() if v not in head}
+        state_dict = {k: v for k, v in state_dict.items() if k not in head}
+    own = model.state_dict()
+    mapped = set(mapping.values())
+    unexpected = [k for k in state_dict if k not in mapped]
+    missing = [v for v in mapping.values() if v not in state_dict]
+    shapes = [(theirs, state_dict[theirs].shape, own[ours].shape) for ours, theirs in mapping.items()
+              if theirs in state_dict and state_dict[theirs].shape != own[ours].shape]
+    if unexpected or missing or shapes:
+        msg = _mismatch_message(f"{source} ({layout} layout) does not fit this model", missing, unexpected, shapes)
+        head_only = [s for s in shapes if s[1][0] != s[2][0] and len(s[1]) <= 2]
+        if head_only and len(shapes) == len(head_only) <= 2 and not missing and not unexpected:
+            msg += f"\n  the checkpoint has {head_only[0][1][0]} classes, the model {head_only[0][2][0]}: " \
+                   f"pass num_classes={head_only[0][1][0]}"
+        else:
+            msg += "\n  (is it a checkpoint for another model variant?)"
+        raise CheckpointError(msg)
+    return {ours: state_dict[theirs] for ours, theirs in mapping.items()}
 
 
 def export_state_dict(model: nn.Module, layout: str = "timm") -> dict[str, torch.Tensor]:
@@ -217,7 +233,7 @@ def _mismatch_message(title: str, missing=(), unexpected=(), shapes=()) -> str:
         more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
         return ", ".join(keys[:limit]) + more
 
-    lines = [title + ":"]
+    lines = [title + ":"]  # shapes: (key, checkpoint shape, model shape)
     if shapes:
         lines.append("  shape mismatch: " + "; ".join(
             f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in list(shapes)[:6]))
@@ -230,29 +246,9 @@ def _mismatch_message(title: str, missing=(), unexpected=(), shapes=()) -> str:
 
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, layout: str | None = None,
                  drop_classifier: bool = False, source: str = "checkpoint") -> None:
-    """Convert (any layout) and load into `model`, strictly, with readable errors.
-
-    `drop_classifier=True` keeps the model's own freshly initialised classifier (used when
-    fine-tuning a pretrained backbone for a different number of classes).
-    """
-    try:
-        sd = to_effnet_lab(state_dict, model, layout)
-    except CheckpointError as e:
-        raise CheckpointError(f"{source}: {e}") from None
+    """Convert (any layout) and load into `model`, strictly, with readable errors."""
+    sd = to_effnet_lab(state_dict, model, layout, drop_classifier=drop_classifier, source=source)
     own = model.state_dict()
-    if drop_classifier:
-        sd = {k: v for k, v in sd.items() if not k.startswith("classifier.")}
-    shapes = [(k, v.shape, own[k].shape) for k, v in sd.items() if v.shape != own[k].shape]
-    missing = [k for k in own if k not in sd and not (drop_classifier and k.startswith("classifier."))]
-    if shapes or missing:
-        msg = _mismatch_message(f"{source} does not fit this model", missing=missing, shapes=shapes)
-        cls = [s for s in shapes if s[0] == "classifier.weight"]
-        if cls and len(shapes) <= 2:
-            msg += (f"\n  the checkpoint has {cls[0][1][0]} classes, the model {cls[0][2][0]}: "
-                    f"pass num_classes={cls[0][1][0]}")
-        elif shapes:
-            msg += "\n  (is it a checkpoint for another model variant?)"
-        raise CheckpointError(msg)
     own.update(sd)
     model.load_state_dict(own)
 
