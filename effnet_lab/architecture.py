@@ -8,7 +8,7 @@ sliders display, without ever creating a tensor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from .scaling import round_channels, round_repeats
 
@@ -84,6 +84,19 @@ class EfficientNetConfig:
     @property
     def head_out(self) -> int:
         return self.head_channels if self.fixed_stem_head else round_channels(self.head_channels, self.width)
+
+
+def config_to_dict(config: EfficientNetConfig) -> dict:
+    """Plain types only (saved inside checkpoints, which are read with weights_only=True)."""
+    d = asdict(config)
+    d["stages"] = [asdict(s) for s in config.stages]
+    return d
+
+
+def config_from_dict(d: dict) -> EfficientNetConfig:
+    known = {k: v for k, v in d.items() if k in EfficientNetConfig.__dataclass_fields__}
+    known["stages"] = tuple(StageSpec(**s) for s in known.get("stages", ())) or B0_STAGES
+    return EfficientNetConfig(**known)
 
 
 @dataclass(frozen=True)

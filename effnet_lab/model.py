@@ -115,8 +115,9 @@ class EfficientNet(nn.Module):
         device = next(self.parameters()).device
         self.classifier = nn.Linear(self.num_features, num_classes).to(device) if num_classes else nn.Identity()
         if isinstance(self.classifier, nn.Linear):
-            bound = 1.0 / math.sqrt(num_classes)
-            nn.init.uniform_(self.classifier.weight, -bound, bound)
+            # Small weights: a new head starts near-uniform instead of confidently wrong
+            # (the ImageNet-style init, uniform ±1/√K, gives large logits when K is small).
+            nn.init.normal_(self.classifier.weight, std=0.01)
             nn.init.zeros_(self.classifier.bias)
         self.pretrained_cfg = {k: v for k, v in self.pretrained_cfg.items() if k != "label_names"}
         self.pretrained_cfg["num_classes"] = num_classes

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from .architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig
+from .architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig, config_from_dict
 from .data import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN
 from .model import EfficientNet, EfficientNetFeatures
 from .scaling import RELEASED, RELEASED_LITE
@@ -206,6 +206,8 @@ def create_model(
     if checkpoint_path is not None:
         state_dict, meta = load_checkpoint_file(checkpoint_path)
         origin = str(checkpoint_path)
+        if isinstance(meta.get("model_config"), dict):  # a training checkpoint knows its architecture
+            config = config_from_dict(meta["model_config"])
     elif source is not None:
         config = replace(config, **dict(source.arch))
         path = pretrained_file(name, source)
@@ -225,11 +227,14 @@ def create_model(
     data = entry.data_config()
     if source is not None:
         data.update(dict(source.data))
+    if isinstance(meta.get("data_config"), dict):
+        data.update(meta["data_config"])
     if state_dict is not None:
         fresh_head = source is not None and ckpt_classes is not None and num_classes != ckpt_classes
         load_weights(model, state_dict, layout=source.layout if source else None,
                      drop_classifier=fresh_head, source=origin)
         if fresh_head:
+            model.reset_classifier(num_classes)
             print(f"{name}: pretrained backbone loaded; the {ckpt_classes}-class classifier was "
                   f"replaced by a new, untrained {num_classes}-class one.")
     model.pretrained_cfg = dict(data, architecture=name, num_classes=num_classes,

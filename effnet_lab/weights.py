@@ -66,12 +66,16 @@ def load_checkpoint_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tenso
     return unwrap_checkpoint(obj, source=str(path))
 
 
+_TRAINING_STATE = {"optimizer", "scheduler", "scaler", "rng", "state_dict_ema", "history", "train_config"}
+
+
 def unwrap_checkpoint(obj: Any, source: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     meta: dict[str, Any] = {}
     if isinstance(obj, Mapping):
         for key in ("model", "state_dict", "model_state_dict", "state_dict_ema"):
             if key in obj and isinstance(obj[key], Mapping):
-                meta = {k: v for k, v in obj.items() if k != key and not isinstance(v, Mapping | torch.Tensor)}
+                # keep descriptive entries (class names, model/data config); not training state
+                meta = {k: v for k, v in obj.items() if k != key and k not in _TRAINING_STATE}
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -1,0 +1,190 @@
+"""The training engine on small copies of the shipped demo dataset (real photos)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import effnet_lab
+from effnet_lab.train import TrainConfig, Trainer, TrainingError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "demo"
+
+
+def small_copy(dst: Path, per_class: int = 4, classes=("birds", "flowers", "fruit", "mammals")) -> Path:
+    for split, n in (("train", per_class), ("val", max(1, per_class // 2))):
+        for c in classes:
+            (dst / split / c).mkdir(parents=True)
+            for f in sorted((DEMO / split / c).iterdir())[:n]:
+                shutil.copy(f, dst / split / c / f.name)
+    return dst
+
+
+def quick(data: Path, **kw) -> TrainConfig:
+    opts = dict(data=str(data), model="efficientnet_lite0", pretrained=False, epochs=2, batch_size=4,
+                img_size=64, deterministic=True, progress=False, workers=0)
+    opts.update(kw)
+    return TrainConfig(**opts)
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    return small_copy(tmp_path / "data")
+
+
+def test_resume_after_interruption_gives_identical_weights(tiny, tmp_path):
+    straight = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "a")))
+    straight.fit()
+
+    interrupted = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "b")))
+    interrupted.fit(until_epoch=1)  # "killed" after epoch 1
+    del interrupted
+    resumed = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "b"), resume=str(tmp_path / "b" / "last.pth")))
+    assert resumed.epoch == 1
+    resumed.fit()
+
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h.val_loss for h in straight.history] == [h.val_loss for h in resumed.history]
+
+
+def test_checkpoint_contents_and_reload_for_inference(tiny, tmp_path):
+    out = tmp_path / "run"
+    trainer = Trainer(quick(tiny, epochs=1, output=str(out), pretrained=True))
+    trainer.fit()
+    ckpt = torch.load(out / "best.pth", weights_only=True)
+    for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "rng", "class_names", "model_config",
+                "data_config", "train_config", "history"):
+        assert key in ckpt, key
+    assert ckpt["class_names"] == ["birds", "flowers", "fruit", "mammals"]
+
+    # the TF-port options of the pretrained Lite0 travel with the checkpoint
+    model = effnet_lab.create_model("efficientnet_lite0", checkpoint_path=out / "best.pth").eval()
+    assert model.config.tf_same_padding and model.config.bn_eps == 1e-3
+    assert model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
+    x = torch.randn(2, 3, 64, 64)
+    trainer.model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), trainer.model(x))
+    image = next((tiny / "val" / "fruit").iterdir())
+    labels = [label for label, _ in effnet_lab.predict(model, image, topk=4)]
+    assert sorted(labels) == ["birds", "flowers", "fruit", "mammals"]
+
+    rows = json.loads((out / "history.json").read_text())
+    assert rows[0]["epoch"] == 1 and (out / "history.csv").read_text().startswith("epoch,train_loss")
+
+
+@pytest.mark.parametrize("strategy", ["linear", "partial"])
+def test_frozen_parts_do_not_change(tiny, strategy):
+    trainer = Trainer(quick(tiny, epochs=1, strategy=strategy, train_stages=2, pretrained=True))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert "classifier.weight" in changed
+    if strategy == "linear":
+        assert changed <= {"classifier.weight", "classifier.bias"}
+    else:  # the last two of seven stages, the head conv and the classifier
+        assert any(k.startswith("stages.6.") for k in changed) and any(k.startswith("stages.5.") for k in changed)
+        assert not any(k.startswith(("stem.", "stages.0.", "stages.4.")) for k in changed)  # BN stats frozen too
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny, tmp_path):
+    out = tmp_path / "run"
+    trainer = Trainer(quick(tiny, epochs=3, output=str(out)))
+    trainer.fit(until_epoch=1)
+    trainer.net = lambda x: torch.full((x.shape[0], 4), float("nan"), requires_grad=True)
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2.*last good checkpoint.*last.pth"):
+        trainer.fit()
+    assert torch.load(out / "last.pth", weights_only=True)["epoch"] == 1
+
+
+def test_out_of_memory_names_a_batch_size(tiny):
+    trainer = Trainer(quick(tiny, epochs=1, batch_size=8))
+
+    def oom(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    trainer.net = oom
+    with pytest.raises(TrainingError, match="batch size 8: try --batch-size 4"):
+        trainer.fit()
+
+
+def test_resume_with_other_classes_is_refused(tiny, tmp_path):
+    out = tmp_path / "run"
+    Trainer(quick(tiny, epochs=1, output=str(out))).fit()
+    other = small_copy(tmp_path / "other", classes=("birds", "fruit", "mammals"))
+    with pytest.raises(TrainingError, match=r"trained on classes \['birds', 'flowers'"):
+        Trainer(quick(other, resume=str(out / "last.pth")))
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")
+def test_lr_schedule_warms_up_then_decays(tiny):
+    trainer = Trainer(quick(tiny, epochs=4, warmup_epochs=1, lr=1e-2))
+    lrs = []
+    for _ in range(4 * len(trainer.train_loader)):
+        lrs.append(trainer.optimizer.param_groups[-1]["lr"])
+        trainer.scheduler.step()
+    peak = lrs.index(max(lrs))
+    assert 0 < peak <= len(trainer.train_loader)
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1], strict=True))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:], strict=False))
+    assert max(lrs) == pytest.approx(1e-2, rel=0.05)
+
+
+def test_cli_writes_checkpoints_and_history(tiny, tmp_path):
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "effnet_lab.train", "--data", str(tiny), "--model", "efficientnet_lite0",
+           "--epochs", "1", "--batch-size", "4", "--img-size", "64", "--output", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "done: 1 epochs" in proc.stdout and (out / "last.pth").exists() and (out / "history.csv").exists()
+
+    bad = subprocess.run(cmd[:4] + [str(tmp_path / "nope")] + cmd[5:], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "error:" in bad.stderr and "nope" in bad.stderr
+
+
+def test_plots(tiny):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from effnet_lab.plots import plot_confusion_matrix, plot_history
+
+    trainer = Trainer(quick(tiny, epochs=2))
+    trainer.fit()
+    axes = plot_history(trainer.history)
+    assert len(axes[0].lines) == 2
+    result = trainer.evaluate()
+    assert int(result.confusion.sum()) == len(trainer.val_set)
+    assert set(result.per_class_accuracy()) == set(trainer.class_names)
+    ax = plot_confusion_matrix(result.confusion, trainer.class_names)
+    assert len(ax.texts) == 16
+
+
+@pytest.mark.skipif(not shutil.which("torchrun", path=os.path.dirname(sys.executable)), reason="torchrun missing")
+def test_torchrun_two_processes_matches_single_process(tmp_path):
+    data = small_copy(tmp_path / "data", per_class=8)
+    common = ["--data", str(data), "--model", "efficientnet_lite0", "--pretrained", "--epochs", "2",
+              "--batch-size", "8", "--img-size", "96", "--no-progress", "--lr", "1e-2", "--strategy", "linear"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    ddp = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "effnet_lab.train",
+                          *common, "--output", str(tmp_path / "ddp")], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stdout.count("done:") == 1 and "x2" in ddp.stdout  # rank 0 alone reports
+    assert sorted(p.name for p in (tmp_path / "ddp").glob("*.pth")) == ["best.pth", "last.pth"]
+    single = subprocess.run([sys.executable, "-m", "effnet_lab.train", *common, "--batch-size", "16",
+                             "--output", str(tmp_path / "one")], capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    acc = [json.loads((tmp_path / d / "history.json").read_text())[-1]["val_acc"] for d in ("ddp", "one")]
+    assert abs(acc[0] - acc[1]) <= 0.2, acc
+    assert min(acc) >= 0.6, acc
