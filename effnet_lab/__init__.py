@@ -12,6 +12,7 @@ from .data import (
     INCEPTION_STD,
     ImageLoadError,
     create_transform,
+    data_path,
     imagenet_class_names,
     load_image,
     resolve_data_config,
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "INCEPTION_MEAN", "INCEPTION_STD", "CheckpointError",
     "EfficientNet", "EfficientNetConfig", "EfficientNetFeatures", "ImageLoadError",
-    "PretrainedUnavailable", "StageSpec", "create_model", "create_transform", "export_state_dict",
+    "PretrainedUnavailable", "StageSpec", "create_model", "create_transform", "data_path", "export_state_dict",
     "get_entry", "imagenet_class_names", "list_models", "load_image", "predict", "resolve_data_config",
     "save_weights", "scaled_stages",
 ]

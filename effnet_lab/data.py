@@ -449,3 +449,17 @@ def imagenet_class_names() -> list[str]:
     """The 1000 ImageNet-1k class names, in class-index order."""
     # The cache holds a tuple; hand out a fresh list so callers cannot corrupt it.
     return list(_imagenet_class_names())
+
+
+def data_path(*parts: str) -> Path:
+    """A path inside the repository's `data/` folder (photos, the demo dataset).
+
+    Found next to the package (an editable install from a clone, the normal case) or from
+    the current directory (notebooks run from `notebooks/`).
+    """
+    here = Path(__file__).resolve().parents[1] / "data"
+    for root in (here, Path.cwd() / "data", Path.cwd().parent / "data"):
+        if root.is_dir():
+            return root.joinpath(*parts)
+    raise FileNotFoundError("effnet_lab's data/ folder was not found: work from a clone of the repository "
+                            "(python3 dev.py lab), or run from its notebooks/ folder")

@@ -69,6 +69,7 @@ class TrainConfig:
     drop_path_rate: float = 0.1
     strategy: str = "full"  # linear (head only) | partial (last `train_stages` stages + head) | full
     train_stages: int = 2
+    freeze_bn_stats: bool = False  # keep every BatchNorm's ImageNet statistics (helps tiny datasets)
     img_size: int | None = None  # default: the model's own input size
     scale: tuple[float, float] = (0.25, 1.0)  # RandomResizedCrop area range
     hflip: float = 0.5
@@ -303,7 +304,8 @@ class Trainer:
         self.model.train()
         for mod in self.model.modules():
             params = list(mod.parameters(recurse=False))
-            if isinstance(mod, nn.BatchNorm2d) and params and not params[0].requires_grad:
+            frozen = params and not params[0].requires_grad
+            if isinstance(mod, nn.BatchNorm2d) and (frozen or self.config.freeze_bn_stats):
                 mod.eval()
 
     def _param_groups(self) -> list[dict]:
@@ -534,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-path", type=float, default=0.1, help="stochastic depth rate")
     p.add_argument("--strategy", choices=STRATEGIES, default="full")
     p.add_argument("--train-stages", type=int, default=2, help="stages trained by --strategy partial")
+    p.add_argument("--freeze-bn-stats", action="store_true", help="keep BatchNorm statistics (small datasets)")
     p.add_argument("--img-size", type=int, default=None)
     p.add_argument("--aa", default=None, help="auto-augment: randaugment, trivialaugment, augmix, autoaugment")
     p.add_argument("--val-fraction", type=float, default=0.2)
@@ -559,7 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr, weight_decay=args.weight_decay,
         warmup_epochs=args.warmup_epochs, label_smoothing=args.smoothing, drop_rate=args.drop,
         drop_path_rate=args.drop_path, strategy=args.strategy, train_stages=args.train_stages,
-        img_size=args.img_size, auto_augment=args.aa, val_fraction=args.val_fraction, seed=args.seed,
+        freeze_bn_stats=args.freeze_bn_stats, img_size=args.img_size, auto_augment=args.aa,
+        val_fraction=args.val_fraction, seed=args.seed,
         device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         grad_checkpointing=args.grad_checkpointing, workers=args.workers,
         output=args.output or str(Path("runs") / args.model), resume=args.resume,

@@ -1,0 +1,96 @@
+"""Graded exercises for the notebooks.
+
+Each exercise computes its own right answer from ground truth (torch, the model, the
+paper's formulas run through code), so a check can never drift from what the notebook
+shows. In a notebook:
+
+    from effnet_lab.exercises import check, solution
+    answer = ...                      # your answer
+    check("mbconv.params", answer)    # prints right / not yet, with a hint
+    # solution("mbconv.params")       # uncomment to reveal the worked solution
+
+Exercises live in one module per notebook (mbconv.py, se.py, …) and register themselves
+with `@exercise`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_MODULES = ("mbconv", "se", "scaling", "inference", "gradcam", "finetune")
+NOT_ANSWERED = Ellipsis  # the placeholder `answer = ...` in the notebooks
+
+
+@dataclass(frozen=True)
+class Exercise:
+    key: str
+    question: str
+    hint: str
+    solution: str
+    answer: Callable[[], Any]  # computes the expected answer
+    tolerance: float = 1e-6  # relative, for numbers
+
+    def is_right(self, value: Any) -> bool:
+        expected = self.answer()
+        if isinstance(expected, bool) or not isinstance(expected, int | float):
+            if isinstance(expected, tuple | list):
+                return list(value) == list(expected) if isinstance(value, tuple | list) else False
+            return value == expected
+        try:
+            return math.isclose(float(value), float(expected), rel_tol=self.tolerance, abs_tol=1e-12)
+        except (TypeError, ValueError):
+            return False
+
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+def exercise(key: str, question: str, hint: str, solution: str, tolerance: float = 1e-6):
+    """Decorator: register the function that computes the right answer."""
+
+    def register(fn: Callable[[], Any]) -> Callable[[], Any]:
+        _REGISTRY[key] = Exercise(key, question, hint, solution, fn, tolerance)
+        return fn
+
+    return register
+
+
+def get(key: str) -> Exercise:
+    if key not in _REGISTRY:
+        prefix = key.split(".")[0]
+        if prefix in _MODULES:
+            importlib.import_module(f"{__name__}.{prefix}")
+    if key not in _REGISTRY:
+        raise KeyError(f"no exercise {key!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[key]
+
+
+def check(key: str, value: Any) -> None:
+    """Print whether `value` answers exercise `key`, with a hint when it does not."""
+    ex = get(key)
+    if value is NOT_ANSWERED or value is None:
+        print(f"[{key}] not answered yet — replace `...` with your answer. {ex.question}")
+    elif ex.is_right(value):
+        print(f"[{key}] ✔ right!")
+    else:
+        print(f"[{key}] ✘ not quite ({value!r}). Hint: {ex.hint}")
+
+
+def solution(key: str) -> None:
+    """Reveal the worked solution (and the right answer) of exercise `key`."""
+    ex = get(key)
+    print(f"[{key}] {ex.question}\n\n{ex.solution}\n\nAnswer: {ex.answer()!r}")
+
+
+def all_exercises() -> dict[str, Exercise]:
+    for name in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    return dict(_REGISTRY)
