@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -188,3 +189,31 @@ def test_torchrun_two_processes_matches_single_process(tmp_path):
     acc = [json.loads((tmp_path / d / "history.json").read_text())[-1]["val_acc"] for d in ("ddp", "one")]
     assert abs(acc[0] - acc[1]) <= 0.2, acc
     assert min(acc) >= 0.6, acc
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_mixed_precision_step_on_cpu(tiny, dtype):
+    """The AMP path (autocast, and a grad scaler for fp16) runs and learns; on CUDA the same
+    code picks bf16 when supported, else fp16 with the scaler."""
+    trainer = Trainer(quick(tiny, epochs=1, amp=True, channels_last=True))
+    if dtype == torch.float16:
+        trainer.autocast_dtype = torch.float16
+        trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8, enabled=True)
+    before = trainer.model.classifier.weight.detach().clone()
+    stats = trainer.train_one_epoch()
+    assert math.isfinite(stats["loss"])
+    assert not torch.equal(before, trainer.model.classifier.weight)
+    if dtype == torch.float16:
+        assert trainer.scaler.get_scale() > 0
+
+
+def test_device_choice(monkeypatch):
+    from effnet_lab.train import pick_device
+
+    assert pick_device("cpu").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device().type == "cuda"  # cuda first when there is one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device().type == "mps"

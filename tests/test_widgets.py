@@ -1,0 +1,145 @@
+"""The scaling explorer without a browser: what it displays, how its sliders interact,
+and that updating it prints nothing (nbval would see printed text as cell output)."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+import xml.etree.ElementTree as ET
+from unittest import mock
+
+import pytest
+import torch
+from torch import nn
+
+from effnet_lab.architecture import B0_STAGES, EfficientNetConfig, total_blocks
+from effnet_lab.model import EfficientNet
+from effnet_lab.scaling import RELEASED, compound_multipliers
+from effnet_lab.widgets import ScalingExplorer, render_report, scaling_explorer, scaling_report
+
+
+def built_params(width: float, depth: float) -> int:
+    """Parameters of a model really built with these multipliers (meta device, no init)."""
+    noop = lambda self: None
+    with mock.patch.object(EfficientNet, "_init_weights", noop), \
+            mock.patch.object(nn.Conv2d, "reset_parameters", noop), torch.device("meta"):
+        model = EfficientNet(EfficientNetConfig(B0_STAGES, width=width, depth=depth))
+    return sum(p.numel() for p in model.parameters())
+
+
+def shown(w) -> str:
+    """The raw number in an HTML widget's `<span class="effnet-value" data-value=...>`."""
+    m = re.search(r'class="effnet-value" data-value="([^"]+)"', w.value)
+    assert m, w.value
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def explorer() -> ScalingExplorer:
+    return scaling_explorer()
+
+
+def test_starts_at_b0(explorer):
+    assert explorer.mode == "phi" and explorer.phi.value == 0.0
+    assert int(shown(explorer.params_html)) == 5_288_548
+    assert int(shown(explorer.flops_html)) == 385_814_752  # = FlopCounterMode / 2 (test_cost)
+    assert int(shown(explorer.resolution_html)) == 224
+
+
+@pytest.mark.parametrize("phi", [-2.0, 1.0, 2.5, 4.3, 8.0])
+def test_phi_slider_follows_the_pure_rule_and_shows_exact_params(explorer, phi):
+    explorer.phi.value = phi  # as a user's drag would: through the observer
+    m = compound_multipliers(phi)
+    assert (explorer.width.value, explorer.depth.value, explorer.resolution.value) == (m.width, m.depth, m.resolution)
+    assert explorer.mode == "phi" and explorer.preset.value == "phi"
+    assert int(shown(explorer.params_html)) == built_params(m.width, m.depth)
+    assert 'data-value="phi"' in explorer.mode_html.value
+
+
+@pytest.mark.parametrize("key", ["b0", "b3", "b7"])
+def test_presets_jump_to_released_models(explorer, key):
+    explorer.preset.value = key
+    m = RELEASED[key]
+    assert (explorer.width.value, explorer.depth.value, explorer.resolution.value) == (m.width, m.depth, m.resolution)
+    assert explorer.mode == key
+    assert int(shown(explorer.params_html)) == built_params(m.width, m.depth)
+    explorer.preset.value = "phi"
+
+
+def test_moving_one_slider_detaches_from_phi_and_phi_reattaches(explorer):
+    explorer.phi.value = 2.0
+    explorer.width.value = 1.65
+    assert explorer.mode == "custom" and explorer.preset.value == "custom"
+    assert explorer.depth.value == compound_multipliers(2.0).depth  # the others stay put
+    assert int(shown(explorer.params_html)) == built_params(1.65, explorer.depth.value)
+    assert 'data-value="custom"' in explorer.mode_html.value
+    explorer.phi.value = 3.0
+    assert explorer.mode == "phi" and explorer.width.value == compound_multipliers(3.0).width
+    explorer.resolution.value = 412
+    assert explorer.mode == "custom" and int(shown(explorer.resolution_html)) == 412
+    explorer.preset.value = "phi"  # the dropdown re-attaches too, at the current φ
+    assert explorer.mode == "phi" and explorer.resolution.value == compound_multipliers(3.0).resolution
+
+
+def test_a_snapped_echo_from_the_browser_does_not_detach(explorer):
+    explorer.phi.value = 1.3
+    explorer.width.value = round(explorer.width.value / 0.05) * 0.05  # what a slider snapped to its step sends
+    assert explorer.mode == "phi"
+
+
+def test_updates_print_nothing(capsys):
+    e = scaling_explorer()
+    for phi in (0.5, 1.0, 7.9):
+        e.phi.value = phi
+    e.preset.value = "b5"
+    e.depth.value = 2.5
+    e.resolution.value = 500
+    e.preset.value = "phi"
+    e.update()
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+
+
+def test_dom_hooks():
+    e = scaling_explorer()
+    assert e.phi.description == "φ"
+    classes = {w: w._dom_classes for w in (e.phi, e.width, e.depth, e.resolution, e.preset, e.params_html,
+                                             e.flops_html, e.memory_html, e.mode_html, e.widget)}
+    assert "effnet-phi-slider" in classes[e.phi] and "effnet-params" in classes[e.params_html]
+    assert "effnet-explorer" in classes[e.widget] and "effnet-preset" in classes[e.preset]
+    for w in (e.params_html, e.flops_html, e.memory_html, e.resolution_html):
+        assert shown(w).isdigit()
+
+
+def test_report_matches_built_model_and_renders_valid_svg():
+    r = scaling_report(1.37, 2.2, 333)
+    assert r["params"] == built_params(1.37, 2.2)
+    html = render_report(r)
+    config = EfficientNetConfig(B0_STAGES, width=1.37, depth=2.2)
+    diagram = ET.fromstring(html["diagram"])
+    rects = [el for el in diagram.iter() if el.tag.endswith("rect")]
+    assert len(rects) == total_blocks(config) + 2  # every block, plus stem and head
+    curve = ET.fromstring(html["curve"])
+    current = [el for el in curve.iter() if el.get("class") == "effnet-current"]
+    assert len(current) == 1 and int(current[0].get("data-params")) == r["params"]
+    assert html["table"].count("<tr data-stage=") == 7 + 3  # stem, 7 stages, head, classifier
+    assert f"{r['params']:,}" in html["params"]
+
+
+def test_display_text_is_short_and_deterministic():
+    e = scaling_explorer(phi=1.0)
+    bundle = e._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(e) == (
+        "ScalingExplorer(mode=phi, width=1.100, depth=1.200, resolution=256: 9,109,994 params, 0.860 GFLOPs)")
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_update_is_fast():
+    e = scaling_explorer()
+    times = []
+    for phi in [x / 2 for x in range(-4, 17)]:
+        t = time.perf_counter()
+        e.phi.value = phi
+        times.append(time.perf_counter() - t)
+    assert statistics.median(times) < 0.05, times  # budget 100 ms; typically a few ms
