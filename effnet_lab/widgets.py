@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -59,6 +60,8 @@ import ipywidgets as widgets
 from .architecture import B0_STAGES, EfficientNetConfig
 from .cost import count_cost
 from .scaling import ALPHA, BETA, GAMMA, RELEASED, compound_multipliers, implied_phi
+
+ECHO_WINDOW_S = 2.0  # how long after we set a slider its rounded echo from the browser is expected
 
 PHI_RANGE = (-2.0, 8.0, 0.1)  # min, max, step
 WIDTH_RANGE = (0.5, 3.0, 0.05)
@@ -260,6 +263,10 @@ class ScalingExplorer:
         self.base = base
         self.mode = "phi"
         self._syncing = False  # True while *we* move sliders, so observers ignore those moves
+        # What the explorer shows: set by φ, a preset or a manual move — not read back from the
+        # sliders, whose values a browser may round to the slider step.
+        self.current: tuple[float, float, int] = (1.0, 1.0, 224)
+        self._recent: dict[str, list[tuple[float, float]]] = {"width": [], "depth": [], "resolution": []}
         self.report: dict[str, Any] = {}
 
         def slider(cls, rng, desc, value, css, fmt=None):
@@ -331,9 +338,14 @@ class ScalingExplorer:
         return self.update()
 
     def _set(self, **values: Any) -> None:
+        if {"width", "depth", "resolution"} <= values.keys():
+            self.current = (values["width"], values["depth"], values["resolution"])
+        now = time.monotonic()
         self._syncing = True
         try:
             for name, v in values.items():
+                if name in self._recent:
+                    self._recent[name] = [*self._recent[name][-7:], (v, now)]
                 getattr(self, name).value = v
         finally:
             self._syncing = False
@@ -358,30 +370,22 @@ class ScalingExplorer:
         if self._syncing:
             return
         owner = change["owner"]
-        target = self._expected(owner)
-        # A browser may echo a value snapped to the slider's step: that is not a user move.
-        if target is not None and abs(change["new"] - target) <= owner.step / 2 + 1e-9:
-            self.update()
+        name = next(n for n in self._recent if getattr(self, n) is owner)
+        # A browser echoes back, a moment later, the values we set, rounded to the slider's
+        # step (sometimes an older one after a newer one): those are not user moves.
+        now = time.monotonic()
+        if any(abs(change["new"] - v) <= owner.step / 2 + 1e-9 and now - t < ECHO_WINDOW_S
+               for v, t in self._recent[name]):
             return
-        if self.mode != "custom":
-            self.mode = "custom"
-            self._set(preset="custom")
+        self.mode = "custom"
+        self.current = (self.width.value, self.depth.value, self.resolution.value)
+        self._set(preset="custom")
         self.update()
-
-    def _expected(self, owner: widgets.Widget) -> float | None:
-        """The value the current mode put on `owner` (None in custom mode)."""
-        if self.mode == "phi":
-            m = compound_multipliers(self.phi.value)
-        elif self.mode in RELEASED:
-            m = RELEASED[self.mode]
-        else:
-            return None
-        return {id(self.width): m.width, id(self.depth): m.depth, id(self.resolution): m.resolution}[id(owner)]
 
     # -- the update callback ----------------------------------------------------------------
     def update(self) -> dict[str, Any]:
         """Recompute from the slider values and refresh every display widget (no printing)."""
-        report = scaling_report(self.width.value, self.depth.value, self.resolution.value, self.base)
+        report = scaling_report(*self.current, self.base)
         shown = render_report(report)
         self.mode_html.value = self._mode_text()
         self.params_html.value = shown["params"]
