@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import randomize_bn
 from torch import nn
 
 import effnet_lab
@@ -29,16 +30,7 @@ def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
     """Far-from-default statistics, so that a wrong fold shows: with these, dropping BN's eps
     (1e-5) moves b0's logits (max |logit| ≈ 1.5) by ≈ 5e-4, five times the tolerance. Much
     smaller variances make the net so ill-conditioned that fp32 rounding alone exceeds it."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.3)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
-    return model
+    return randomize_bn(model, seed, shift=0.2, min_var=0.3)
 
 
 def _model(name: str) -> nn.Module:
