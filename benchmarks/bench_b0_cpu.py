@@ -28,20 +28,14 @@ import argparse
 import copy
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+from benchlib import RssPeak, interleaved, ratio_line, run_worker
 from torch import nn
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
 
 TARGET_PARITY = 1.0  # effnet_lab default eager vs timm default eager, inference and train step
 TARGET_FAST = 1.5  # effnet_lab fused + channels_last vs timm default eager, inference
@@ -129,75 +123,26 @@ def make_workload(kind: str, cand: str, batch: int, size: int) -> Callable[[], N
 
 # -- timing ---------------------------------------------------------------------------------
 
-def interleaved(steps: dict[str, Callable[[], None]], iters: int, rounds: int, warmup: int,
-                batch: int) -> dict[str, list[float]]:
-    """images/s of every timed step of each candidate.
-
-    Candidates take turns one step at a time (rounds × iters turns each, the order rotating
-    every turn), so a burst of background load lands on all of them, not on one.
-    """
-    names = list(steps)
-    for name in names:
-        for _ in range(warmup):
-            steps[name]()
-    rates: dict[str, list[float]] = {n: [] for n in names}
-    for turn in range(rounds * iters):
-        k = turn % len(names)
-        for name in names[k:] + names[:k]:
-            t0 = time.perf_counter()
-            steps[name]()
-            rates[name].append(batch / (time.perf_counter() - t0))
-    return rates
-
-
 # -- memory (one fresh subprocess per configuration) ----------------------------------------
-
-def _status_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
 
 def memory_worker(kind: str, cand: str, batch: int, size: int, threads: int) -> None:
     """Runs inside the subprocess; prints JSON: peak RSS growth over the after-imports baseline
-    (model + input + optimizer + the run itself), and how much of it building the model took."""
-    import gc
-
+    (model + input + optimizer + the run itself)."""
     import timm  # noqa: F401  every worker imports the same libraries before the baseline
     import torchvision  # noqa: F401
 
     import effnet_lab  # noqa: F401
     torch.set_num_threads(threads)
-    gc.collect()
-    before = _status_kb("VmRSS")
-    try:  # "5" resets the RSS high-water mark (Linux >= 4.0), so the peak is this run's own
-        Path("/proc/self/clear_refs").write_text("5")
-        method = "VmHWM after clear_refs"
-    except OSError:
-        method = "ru_maxrss"
+    peak = RssPeak().start()
     step = make_workload(kind, cand, batch, size)
-    gc.collect()
-    built = _status_kb("VmRSS")
     for _ in range(2):  # the second train step also holds the optimizer's momentum buffers
         step()
-    if method == "ru_maxrss" or before is None:
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    else:
-        peak_kb = _status_kb("VmHWM") or 0
-    before = before or 0
-    print(json.dumps({"peak_mib": max(0, peak_kb - before) / 1024, "model_mib": ((built or 0) - before) / 1024,
-                      "baseline_mib": before / 1024, "method": method}))
+    print(json.dumps({"peak_mib": peak.stop(), "method": peak.method}))
 
 
 def measure_memory(kind: str, cand: str, batch: int, size: int, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--mem-worker", kind, cand, "--batch", str(batch),
-           "--size", str(size), "--threads", str(threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_worker(__file__, ["--mem-worker", kind, cand, "--batch", str(batch), "--size", str(size),
+                                 "--threads", str(threads)])
 
 
 # -- correctness ----------------------------------------------------------------------------
@@ -214,13 +159,6 @@ def fused_max_diff(batch: int, size: int) -> tuple[float, float]:
 
 
 # -- report ---------------------------------------------------------------------------------
-
-def fmt_ratio(label: str, num: list[float], den: list[float], target: float) -> str:
-    """Ratio of medians, judged against the target; the ratio of best steps for reference."""
-    r = statistics.median(num) / statistics.median(den)
-    mark = "PASS" if r >= target else "MISS"
-    return f"ratio {label:<46} {r:5.2f}x  (target >= {target:.1f}x)  {mark}   best-of {max(num) / max(den):5.2f}x"
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -289,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(timing took {t_timing:.0f} s)")
     print()
 
-    print(fmt_ratio("effnet_lab / timm, inference (eager NCHW)", infer["effnet_lab"], infer["timm"],
+    print(ratio_line("effnet_lab / timm, inference (eager NCHW)", infer["effnet_lab"], infer["timm"],
                     TARGET_PARITY))
-    print(fmt_ratio("effnet_lab / timm, train step", train["effnet_lab"], train["timm"], TARGET_PARITY))
-    print(fmt_ratio("effnet_lab fused+CL / timm default, inference", infer["effnet_lab fused+CL"],
+    print(ratio_line("effnet_lab / timm, train step", train["effnet_lab"], train["timm"], TARGET_PARITY))
+    print(ratio_line("effnet_lab fused+CL / timm default, inference", infer["effnet_lab fused+CL"],
                     infer["timm"], TARGET_FAST))
     cl = statistics.median(infer["effnet_lab fused+CL"]) / statistics.median(infer["timm CL"])
     print(f"info  effnet_lab fused+CL / timm CL, inference       {cl:5.2f}x  (both channels_last)")

@@ -167,36 +167,26 @@ class MBConv(nn.Module):
         return x
 
 
-class FusedMBConv(nn.Module):
+class FusedMBConv(MBConv):
     """EdgeTPU's block (timm: EdgeResidual): one k×k conv replaces 1×1 expand + depthwise.
 
     A full k×k conv has more FLOPs than a depthwise one but runs better on accelerators that
     are poor at depthwise convs, so EfficientNet-EdgeTPU uses it in the early, wide-spatial
     stages. `mid_from` sizes the expansion from another channel count (a quirk of the TF
-    reference, where the first block expands as if its input had 24 channels).
+    reference, where the first block expands as if its input had 24 channels). The forward
+    pass is MBConv's, with the depthwise step an identity.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: float,
                  se_ratio: float = 0.0, act: str = "relu", drop_path_rate: float = 0.0,
                  bn_eps: float = 1e-5, tf_same_padding: bool = False, skip: bool = True,
                  mid_from: int | None = None):
-        super().__init__()
+        nn.Module.__init__(self)  # not MBConv.__init__: that would build a depthwise conv
         mid = round_channels((mid_from or in_ch) * expand_ratio)
         opts = dict(bn_eps=bn_eps, tf_same_padding=tf_same_padding)
         self.expand = ConvBnAct(in_ch, mid, kernel, stride, act=act, **opts)
+        self.depthwise = nn.Identity()  # folded into `expand`
         self.se = SqueezeExcite(mid, _squeeze_channels(in_ch, se_ratio), act) if se_ratio else None
         self.project = ConvBnAct(mid, out_ch, 1, act=None, **opts)
         self.has_skip = skip and stride == 1 and in_ch == out_ch
         self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.expand(x)
-        if self.se is not None:
-            x = self.se(x)
-        x = self.project(x)
-        if self.has_skip:
-            if self.drop_path is not None:
-                x = self.drop_path(x)
-            x = x + shortcut
-        return x

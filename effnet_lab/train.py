@@ -352,23 +352,7 @@ class Trainer:
                    disable=not (cfg.progress and self.is_main), unit="batch")
         for step, (images, labels) in enumerate(bar):
             images, labels = self._to_device(images, labels)
-            try:
-                with self._autocast():
-                    logits = self.net(images)
-                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"the loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1}: training "
-                        f"stopped. The last good checkpoint is {self._last_path() or '(none saved)'}. "
-                        f"Try a lower --lr (now {cfg.lr:g}) or turning off --amp.")
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            except torch.cuda.OutOfMemoryError:
-                raise TrainingError(
-                    f"out of {self.device.type} memory at batch size {cfg.batch_size}: try "
-                    f"--batch-size {max(1, cfg.batch_size // 2)} (or --amp, --grad-checkpointing)") from None
+            logits, loss = self.train_step(images, labels, where=f"epoch {epoch + 1}, batch {step + 1}")
             self.scheduler.step()
             n = labels.shape[0]
             totals += torch.tensor([loss.item() * n, (logits.argmax(1) == labels).sum().item(), n],
@@ -378,6 +362,31 @@ class Trainer:
         totals = self._all_reduce(totals)
         return {"loss": (totals[0] / totals[2]).item(), "acc": (totals[1] / totals[2]).item(),
                 "images_per_s": totals[2].item() / elapsed, "time_s": elapsed}
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, where: str = "this step"
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on a batch already on the device: forward under autocast,
+        label-smoothed cross-entropy, backward (through the grad scaler), optimizer step.
+        Returns (logits, loss). The LR schedule is stepped by the caller."""
+        cfg = self.config
+        try:
+            with self._autocast():
+                logits = self.net(images)
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss.item()} at {where}: training stopped. The last good checkpoint "
+                    f"is {self._last_path() or '(none saved)'}. Try a lower --lr (now {cfg.lr:g}) or turning "
+                    f"off --amp.")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        except torch.cuda.OutOfMemoryError:
+            raise TrainingError(
+                f"out of {self.device.type} memory at batch size {cfg.batch_size}: try "
+                f"--batch-size {max(1, cfg.batch_size // 2)} (or --amp, --grad-checkpointing)") from None
+        return logits, loss
 
     @torch.no_grad()
     def evaluate(self, loader: DataLoader | None = None) -> EvalResult:

@@ -2,17 +2,12 @@
 
 Checked in eval mode on three kinds of network: efficientnet_b0 (SiLU + SE), the real
 efficientnet_lite0 weights (ReLU6, no SE, BN eps 1e-3) and tf_efficientnet_b0 (TF "same"
-padding, asymmetric at stride 2), in NCHW and channels_last. Also a smoke test of the CPU
-benchmark script (it must run and print its ratios; no timing is asserted).
+padding, asymmetric at stride 2), in NCHW and channels_last.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,8 +16,6 @@ from torch import nn
 
 import effnet_lab
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks" / "bench_b0_cpu.py"
 ATOL = 1e-4
 
 
@@ -93,22 +86,3 @@ def test_fuse_is_in_place_eval_and_idempotent() -> None:
     assert torch.equal(once, twice)
     assert (once - ref).abs().max().item() < ATOL
 
-
-def test_benchmark_quick_smoke() -> None:
-    cmd = [sys.executable, str(BENCH), "--quick", "--batch", "2", "--size", "64", "--threads", "1"]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    out = res.stdout
-    for label in ("effnet_lab / timm, inference", "effnet_lab / timm, train step",
-                  "effnet_lab fused+CL / timm default, inference"):
-        assert any(line.startswith("ratio " + label) for line in out.splitlines()), out
-    assert "max abs diff" in out
-
-
-def test_benchmark_memory_worker_smoke() -> None:
-    cmd = [sys.executable, str(BENCH), "--mem-worker", "infer", "effnet_lab fused+CL",
-           "--batch", "1", "--size", "64", "--threads", "1"]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    report = json.loads(res.stdout.strip().splitlines()[-1])
-    assert report["peak_mib"] > 0 and report["baseline_mib"] > 0

@@ -1,0 +1,92 @@
+"""What the benchmark scripts share: interleaved timing, peak-memory measurement, ratio lines.
+
+Imported by the scripts in this folder (`python benchmarks/<script>.py` puts the folder on
+sys.path), never by the library.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+
+def interleaved(steps: dict[str, Callable[[], None]], iters: int, rounds: int, warmup: int,
+                batch: int, sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """images/s of every timed step of each candidate.
+
+    Candidates take turns one step at a time (rounds × iters turns each, the order rotating
+    every turn), so a burst of background load lands on all of them, not on one. `sync` is
+    called before reading the clock (torch.cuda.synchronize on a GPU).
+    """
+    names = list(steps)
+    for name in names:
+        for _ in range(warmup):
+            steps[name]()
+    sync()
+    rates: dict[str, list[float]] = {n: [] for n in names}
+    for turn in range(rounds * iters):
+        k = turn % len(names)
+        for name in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            steps[name]()
+            sync()
+            rates[name].append(batch / (time.perf_counter() - t0))
+    return rates
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class RssPeak:
+    """Peak resident memory a stretch of code adds, seen by the kernel (every allocation torch
+    makes, unlike tracemalloc): RSS is recorded at `start()`, the high-water mark is reset
+    through /proc/self/clear_refs (Linux >= 4.0), and `stop()` returns VmHWM − RSS(start) in
+    MiB. Without clear_refs it falls back to ru_maxrss (the whole process's peak)."""
+
+    def start(self) -> RssPeak:
+        gc.collect()
+        self.before_kb = _status_kb("VmRSS") or 0
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.method = "VmHWM after clear_refs"
+        except OSError:
+            self.method = "ru_maxrss"
+        return self
+
+    def stop(self) -> float:
+        if self.method == "ru_maxrss" or not self.before_kb:
+            peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        else:
+            peak_kb = _status_kb("VmHWM") or 0
+        return max(0, peak_kb - self.before_kb) / 1024
+
+
+def run_worker(script: str, args: Sequence[str]) -> dict:
+    """Run `script args` in a fresh interpreter; its last stdout line is a JSON object."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def ratio_line(label: str, num: list[float], den: list[float], target: float | None = None) -> str:
+    """Ratio of medians (judged against `target` when given); the ratio of best steps too."""
+    r = statistics.median(num) / statistics.median(den)
+    verdict = f"(target >= {target:.1f}x)  {'PASS' if r >= target else 'MISS'}" if target else ""
+    return f"ratio {label:<46} {r:5.2f}x  {verdict:<24} best-of {max(num) / max(den):5.2f}x"

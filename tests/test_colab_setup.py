@@ -1,0 +1,115 @@
+"""The "Open in Colab" header of every notebook, short of running Colab itself (no network).
+
+* every notebook carries the badge and set-up cell stamped from pyproject's one Repository URL;
+* the set-up cell, turned into Python by IPython exactly as a kernel would, runs nothing
+  outside Colab, and under a stand-in `google.colab` module issues the clone, the editable
+  install and the `cd` into notebooks/, in that order, with that URL;
+* those three commands work on a local copy of this repository (a file:// clone standing in
+  for GitHub): the clone is a pip-installable project, and from its notebooks/ folder
+  `effnet_lab.data_path` finds the clone's photos, demo dataset and SE weights.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _repository_url() -> str:
+    return re.search(r'^Repository\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+
+
+def _setup_source(path: Path) -> str:
+    cells = json.loads(path.read_text())["cells"]
+    assert "colab-badge" in cells[0]["metadata"].get("tags", []), f"{path.name}: no Colab badge first"
+    assert "colab-setup" in cells[1]["metadata"].get("tags", []), f"{path.name}: no Colab set-up cell second"
+    return "".join(cells[1]["source"])
+
+
+class _RecordingShell:
+    """Stands in for IPython's shell: records `!cmd` and `%magic` calls instead of running them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def system(self, cmd: str) -> None:
+        self.calls.append(("system", cmd))
+
+    def run_line_magic(self, name: str, line: str, _stack_depth: int = 1) -> None:
+        self.calls.append((name, line))
+
+
+def _run_setup(source: str, in_colab: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    shell = _RecordingShell()
+    if in_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    code = TransformerManager().transform_cell(source)  # `!` and `%` lines → get_ipython() calls
+    exec(compile(code, "<colab-setup>", "exec"), {"get_ipython": lambda: shell})
+    return shell.calls
+
+
+def test_header_is_up_to_date() -> None:
+    res = subprocess.run([sys.executable, str(ROOT / "tools" / "notebook_header.py"), "--check"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_badge_points_at_this_notebook(path: Path) -> None:
+    badge = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    repo = _repository_url().split("github.com/", 1)[1]
+    assert f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{path.name}" in badge
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_runs_only_in_colab(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = _setup_source(path)
+    assert _run_setup(source, in_colab=False, monkeypatch=monkeypatch) == []
+    calls = _run_setup(source, in_colab=True, monkeypatch=monkeypatch)
+    assert calls == [("system", f"git clone -q --depth 1 {_repository_url()} /content/effnet_lab"),
+                     ("pip", "install -q -e /content/effnet_lab"),
+                     ("cd", "/content/effnet_lab/notebooks")]
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
+def test_setup_commands_work_on_a_local_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _run_setup(_setup_source(NOTEBOOKS[0]), in_colab=True, monkeypatch=monkeypatch)
+    content = tmp_path / "content"
+    content.mkdir()
+    clone_cmd = calls[0][1].replace(_repository_url(), ROOT.as_uri()).replace("/content", str(content))
+    subprocess.run(clone_cmd, shell=True, check=True, capture_output=True)
+    clone = content / "effnet_lab"
+
+    # %pip install -e: a valid project whose dependencies resolve (here: against what is installed,
+    # offline; in Colab: from PyPI). --dry-run leaves this environment as it is.
+    pip_args = calls[1][1].replace("/content", str(content)).split()
+    res = subprocess.run([sys.executable, "-m", "pip", *pip_args, "--dry-run", "--no-index", "--no-build-isolation"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    # %cd notebooks/, then what the notebooks read, found through the clone's package
+    notebooks = Path(calls[2][1].replace("/content", str(content)))
+    assert sorted(p.name for p in notebooks.glob("[0-9][0-9]_*.ipynb")) == [p.name for p in NOTEBOOKS]
+    probe = ("import effnet_lab, json; d = effnet_lab.data_path; "
+             "print(json.dumps([str(effnet_lab.__file__), str(d('images')), str(d('demo', 'train')), "
+             "str(d('weights'))]))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=notebooks, capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(clone), "PATH": "/usr/bin:/bin"}).stdout
+    package, images, demo_train, weights = map(Path, json.loads(out))
+    assert package.is_relative_to(clone), package
+    assert images.is_relative_to(clone) and len(list(images.glob("*.jpg"))) + len(list(images.glob("*.png"))) >= 5
+    assert sorted(p.name for p in demo_train.iterdir()) == ["birds", "flowers", "fruit", "mammals"]
+    assert list(weights.glob("*.pth")), f"no shipped weights in {weights}"
