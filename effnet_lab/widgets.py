@@ -417,7 +417,11 @@ class ScalingExplorer:
                 "Choose “pure rule” in the dropdown (or move φ) to follow φ again.")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if hasattr(self.widget, "_repr_mimebundle_"):  # ipywidgets 8
+            bundle = self.widget._repr_mimebundle_(**kwargs)
+        else:  # ipywidgets 7 (Colab ships 7.7) displays through _ipython_display_; the view is the same
+            bundle = {"application/vnd.jupyter.widget-view+json": {
+                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
         # A short, deterministic text/plain instead of the VBox's huge repr (nbval compares it).
         bundle["text/plain"] = repr(self)
         return bundle
