@@ -12,7 +12,7 @@ when validation accuracy improves) atomically, plus `history.csv` / `history.jso
 
 Reproducibility: each epoch reseeds every random number generator from (seed, epoch), so
 an interrupted run resumed from its last checkpoint ends with the same weights as a run
-that was never interrupted (on CPU with `deterministic=True`).
+that was never interrupted (on CPU with `deterministic=True`, with or without loader workers).
 """
 
 from __future__ import annotations
@@ -250,12 +250,13 @@ class Trainer:
                                                                 min(8, os.cpu_count() or 1))
         self.train_sampler = _EpochShuffle(len(self.train_set), cfg.seed, self.rank, self.world)
         pin = self.device.type == "cuda"
+        # Workers are started afresh every epoch (not persistent): each then seeds its augmentation
+        # from the generator reseeded for that epoch, so a resumed run draws the same crops.
         self.train_loader = DataLoader(self.train_set, cfg.batch_size, sampler=self.train_sampler,
-                                       num_workers=workers, pin_memory=pin, drop_last=False,
-                                       persistent_workers=workers > 0)
+                                       num_workers=workers, pin_memory=pin, drop_last=False)
         self.val_loader = DataLoader(self.val_set, cfg.batch_size, sampler=_Shard(len(self.val_set), self.rank,
                                                                                    self.world),
-                                     num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+                                     num_workers=workers, pin_memory=pin)
 
         # optimisation: AdamW, no weight decay on biases and BatchNorm, separate head LR
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=cfg.lr)

@@ -41,14 +41,16 @@ def tiny(tmp_path) -> Path:
     return small_copy(tmp_path / "data")
 
 
-def test_resume_after_interruption_gives_identical_weights(tiny, tmp_path):
-    straight = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "a")))
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "2-loader-workers"])
+def test_resume_after_interruption_gives_identical_weights(tiny, tmp_path, workers):
+    straight = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "a"), workers=workers))
     straight.fit()
 
-    interrupted = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "b")))
+    interrupted = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "b"), workers=workers))
     interrupted.fit(until_epoch=1)  # "killed" after epoch 1
     del interrupted
-    resumed = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "b"), resume=str(tmp_path / "b" / "last.pth")))
+    resumed = Trainer(quick(tiny, epochs=3, output=str(tmp_path / "b"), resume=str(tmp_path / "b" / "last.pth"),
+                            workers=workers))
     assert resumed.epoch == 1
     resumed.fit()
 
