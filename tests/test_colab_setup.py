@@ -4,8 +4,9 @@
 * the set-up cell, turned into Python by IPython exactly as a kernel would, runs nothing
   outside Colab, and under a stand-in `google.colab` module issues the clone, the editable
   install and the `cd` into notebooks/, in that order, with that URL;
-* those three commands work on a local copy of this repository (a file:// clone standing in
-  for GitHub): the clone is a pip-installable project, and from its notebooks/ folder
+* the cell works, run in a fresh interpreter against a local copy of this repository (a
+  file:// clone standing in for GitHub): the clone is a pip-installable project, `import
+  effnet_lab` then comes from the clone without a restart, and from its notebooks/ folder
   `effnet_lab.data_path` finds the clone's photos, demo dataset and SE weights.
 """
 
@@ -56,9 +57,39 @@ def _run_setup(source: str, in_colab: bool, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    code = TransformerManager().transform_cell(source)  # `!` and `%` lines → get_ipython() calls
-    exec(compile(code, "<colab-setup>", "exec"), {"get_ipython": lambda: shell})
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the cell may extend it; undone after the test
+    exec(compile(_as_python(source), "<colab-setup>", "exec"), {"get_ipython": lambda: shell})
     return shell.calls
+
+
+def _as_python(source: str) -> str:
+    return TransformerManager().transform_cell(source)  # `!` and `%` lines → get_ipython() calls
+
+
+# Runs in a fresh interpreter: the set-up cell for real, "/content" moved into a temporary folder
+# and GitHub replaced by a file:// clone of this checkout; then what the notebooks read.
+_COLAB_PROBE = """
+import json, os, subprocess, sys, types
+code, url, local_url, content = sys.argv[1:5]
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+
+class Shell:
+    def system(self, cmd):
+        subprocess.run(cmd.replace(url, local_url), shell=True, check=True)
+    def run_line_magic(self, name, line, _stack_depth=1):
+        if name == "pip":  # resolve against what is installed, offline, and change nothing
+            args = [*line.split(), "--dry-run", "--no-index", "--no-build-isolation"]
+            subprocess.run([sys.executable, "-m", "pip", *args], check=True, stdout=subprocess.DEVNULL)
+        elif name == "cd":
+            os.chdir(line)
+        else:
+            raise AssertionError(f"unexpected magic %{name}")
+
+exec(code.replace("/content", content), {"get_ipython": Shell})
+import effnet_lab
+d = effnet_lab.data_path
+print(json.dumps([os.getcwd(), effnet_lab.__file__, str(d("images")), str(d("demo", "train")), str(d("weights"))]))
+"""
 
 
 def test_header_is_up_to_date() -> None:
@@ -79,37 +110,28 @@ def test_setup_cell_runs_only_in_colab(path: Path, monkeypatch: pytest.MonkeyPat
     source = _setup_source(path)
     assert _run_setup(source, in_colab=False, monkeypatch=monkeypatch) == []
     calls = _run_setup(source, in_colab=True, monkeypatch=monkeypatch)
+    assert sys.path[0] == "/content/effnet_lab", "the clone must be importable without a restart"
     assert calls == [("system", f"git clone -q --depth 1 {_repository_url()} /content/effnet_lab"),
                      ("pip", "install -q -e /content/effnet_lab"),
                      ("cd", "/content/effnet_lab/notebooks")]
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
-def test_setup_commands_work_on_a_local_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _run_setup(_setup_source(NOTEBOOKS[0]), in_colab=True, monkeypatch=monkeypatch)
+def test_setup_cell_works_on_a_local_clone(tmp_path: Path) -> None:
+    """The whole cell in a fresh interpreter: clone, `pip install -e` (dry run), sys.path, `cd`;
+    then `import effnet_lab` must come from the clone, as in Colab's running kernel (where the
+    editable install's .pth file is not read until a restart), and find the clone's data."""
     content = tmp_path / "content"
     content.mkdir()
-    clone_cmd = calls[0][1].replace(_repository_url(), ROOT.as_uri()).replace("/content", str(content))
-    subprocess.run(clone_cmd, shell=True, check=True, capture_output=True)
-    clone = content / "effnet_lab"
-
-    # %pip install -e: a valid project whose dependencies resolve (here: against what is installed,
-    # offline; in Colab: from PyPI). --dry-run leaves this environment as it is.
-    pip_args = calls[1][1].replace("/content", str(content)).split()
-    res = subprocess.run([sys.executable, "-m", "pip", *pip_args, "--dry-run", "--no-index", "--no-build-isolation"],
-                         capture_output=True, text=True)
+    code = _as_python(_setup_source(NOTEBOOKS[0]))
+    res = subprocess.run([sys.executable, "-c", _COLAB_PROBE, code, _repository_url(), ROOT.as_uri(), str(content)],
+                         capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
-
-    # %cd notebooks/, then what the notebooks read, found through the clone's package
-    notebooks = Path(calls[2][1].replace("/content", str(content)))
-    assert sorted(p.name for p in notebooks.glob("[0-9][0-9]_*.ipynb")) == [p.name for p in NOTEBOOKS]
-    probe = ("import effnet_lab, json; d = effnet_lab.data_path; "
-             "print(json.dumps([str(effnet_lab.__file__), str(d('images')), str(d('demo', 'train')), "
-             "str(d('weights'))]))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=notebooks, capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(clone), "PATH": "/usr/bin:/bin"}).stdout
-    package, images, demo_train, weights = map(Path, json.loads(out))
-    assert package.is_relative_to(clone), package
+    cwd, package, images, demo_train, weights = map(Path, json.loads(res.stdout.strip().splitlines()[-1]))
+    clone = content / "effnet_lab"
+    assert cwd == clone / "notebooks"
+    assert sorted(p.name for p in cwd.glob("[0-9][0-9]_*.ipynb")) == [p.name for p in NOTEBOOKS]
+    assert package.is_relative_to(clone), f"effnet_lab imported from {package}, not from the clone"
     assert images.is_relative_to(clone) and len(list(images.glob("*.jpg"))) + len(list(images.glob("*.png"))) >= 5
     assert sorted(p.name for p in demo_train.iterdir()) == ["birds", "flowers", "fruit", "mammals"]
     assert list(weights.glob("*.pth")), f"no shipped weights in {weights}"

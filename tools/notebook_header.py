@@ -6,7 +6,9 @@
 
 The repository URL is read from pyproject.toml ([project.urls] Repository), its one home.
 The set-up cell does nothing outside Colab; in Colab it clones the repository, installs the
-package (Colab already has torch), and moves into notebooks/ so relative paths work.
+package (Colab already has torch), puts the clone on sys.path (pip's editable install works
+through a .pth file, read only when Python starts, so without this `import effnet_lab` would
+fail until the runtime is restarted), and moves into notebooks/ so relative paths work.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def header_cells(name: str, url: str) -> list[dict]:
         'if "google.colab" in sys.modules:\n',
         f"    !git clone -q --depth 1 {url} /content/effnet_lab\n",
         "    %pip install -q -e /content/effnet_lab\n",
+        "    sys.path.insert(0, \"/content/effnet_lab\")  # an editable install is seen only after a restart\n",
         "    %cd /content/effnet_lab/notebooks",
     ]
     code = {"cell_type": "code", "execution_count": None, "metadata": {"tags": [SETUP_TAG]},
@@ -58,7 +61,12 @@ def stamp(nb: dict, name: str, url: str) -> bool:
     old = [c for c in nb["cells"] if {BADGE_TAG, SETUP_TAG} & set(_tags(c))]
     body = [c for c in nb["cells"] if c not in old]
     new = header_cells(name, url)
-    if len(old) == 2:  # keep an executed set-up cell's run count: stamping must not dirty outputs
+    for cell, tag in zip(new, (BADGE_TAG, SETUP_TAG), strict=True):
+        cell["id"] = tag  # nbformat >= 4.5 wants cell ids; an existing cell keeps its own below
+    if len(old) == 2:  # keep ids, metadata and the run count: stamping must not dirty anything else
+        for cell, before in zip(new, old, strict=True):
+            cell["id"] = before.get("id", cell["id"])
+            cell["metadata"] = {**before.get("metadata", {}), "tags": cell["metadata"]["tags"]}
         new[1]["execution_count"] = old[1].get("execution_count")
     def text(c: dict) -> str:
         return "".join(c["source"])
@@ -81,7 +89,8 @@ def main() -> int:
             if args.check:
                 stale.append(path.name)
             else:
-                path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+                # sorted keys and one-space indent, as Jupyter writes: no spurious diffs
+                path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
                 print(f"stamped {path.name}")
     if stale:
         print("out of date (run python tools/notebook_header.py):", ", ".join(stale))
