@@ -24,9 +24,9 @@ def _lite0(pretrained: bool) -> torch.nn.Module:
     "Grad-CAM map at layer 'stages.2' (paper stage 4, before upsampling to the input)?",
     "Grad-CAM's map has the resolution of the layer's activations. 'stages.2' ends at "
     "reduction 8 (see layer_choices(model)); or call gradcam(..., layer='stages.2', upsample=False).",
-    "The stem halves 224 to 112, stage 2 (index 1) to 56 and stage 3 (index 2) to 28: the map "
-    "is (28, 28). Finer than the head's 7×7, so it shows smaller details, but these channels "
-    "carry edges and textures rather than whole objects.",
+    "The stem halves 224 to 112; stages.0 keeps 112; stages.1 (paper stage 3) halves it to 56 and "
+    "stages.2 (paper stage 4) to 28: the map is (28, 28). Finer than the head's 7×7, so it shows "
+    "smaller details, but these channels carry edges and textures rather than whole objects.",
 )
 def map_size() -> tuple[int, int]:
     from ..explain import gradcam

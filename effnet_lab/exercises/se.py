@@ -64,7 +64,7 @@ def _flops(module: torch.nn.Module, x: torch.Tensor) -> int:
     "FlopCounterMode counts 2 FLOPs per multiply-add in convs. The SE's two 1×1 convs act on "
     "the pooled 1152-vector: 2·(1152·48 + 48·1152) = 221,184 FLOPs, whatever the map size. "
     "The block's 1×1 expand and project convs act on all 7·7 = 49 positions: 2·49·(192·1152 + "
-    "1152·320) ≈ 57.8M FLOPs, plus the depthwise conv's 1.0M. SE ≈ 0.38% of the FLOPs, while "
+    "1152·320) ≈ 57.8M FLOPs, plus the depthwise conv's 1.0M. SE ≈ 0.37% of the FLOPs, while "
     "it holds ≈ 16% of the parameters: cheap to run, not cheap to store.",
     tolerance=0.05,
 )
