@@ -118,6 +118,12 @@ class ScaledStage:
     out_resolution: int
     reduction: int  # input size / output size of this stage
 
+    @property
+    def paper_stage(self) -> int:
+        """This stage's number in the paper's Table 1, which counts the stem as stage 1:
+        `model.stages[i]` is paper stage i + 2 (and the head is stage 9 in B0)."""
+        return self.index + 2
+
 
 def scaled_stages(config: EfficientNetConfig, resolution: int | None = None) -> list[ScaledStage]:
     """Apply width and depth scaling to the stage table; track spatial size and stride."""

@@ -73,7 +73,7 @@ ZERO = Cost()
 class StageCost:
     """One row of the per-stage table: the stem, a stage of blocks, the head or the classifier."""
 
-    name: str  # "stem", "stage 1" … "stage N", "head", "classifier"
+    name: str  # "stem", "stage 2" … "stage 8" (Table 1's numbers), "head", "classifier"
     block: str  # "conv3x3", "MBConv6 k5" …, "conv1x1", "pool+fc"
     kernel: int
     stride: int
@@ -199,7 +199,7 @@ def count_cost(config: EfficientNetConfig, resolution: int | None = None, num_cl
     rows = [StageCost("stem", "conv3x3", 3, 2, config.stem_out, 1, res, stem_res,
                       conv_cost(in_chans, config.stem_out, 3, stem_res))]
     for s in stages:
-        rows.append(StageCost(f"stage {s.index + 1}", _block_label(s), s.kernel, s.stride, s.out_channels,
+        rows.append(StageCost(f"stage {s.paper_stage}", _block_label(s), s.kernel, s.stride, s.out_channels,
                               s.repeats, s.in_resolution, s.out_resolution, _stage_cost(s)))
     last = stages[-1]
     final_res = last.out_resolution

@@ -90,15 +90,15 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
 def layer_choices(model: nn.Module) -> list[tuple[str, str]]:
     """(label, layer name) from the stem to the head, for a dropdown or `SelectionSlider`.
 
-    Labels give the stride and channels: ``"stage 5 (/16, 112 ch)"``; names are what
-    `gradcam(layer=...)` takes (``"stages.4"``).
+    Labels give Table 1's stage number (the stem is stage 1), the stride and the channels:
+    ``"stage 6 (/16, 112 ch)"``; names are what `gradcam(layer=...)` takes (``"stages.4"``).
     """
     config = getattr(model, "config", None)
     if config is None or not hasattr(model, "stem"):
         raise TypeError("layer_choices needs an effnet_lab EfficientNet (or its features_only trunk)")
     stages = scaled_stages(config)[: len(model.stages)]
     out = [(f"stem (/2, {config.stem_out} ch)", "stem")]
-    out += [(f"stage {s.index + 1} (/{s.reduction}, {s.out_channels} ch)", f"stages.{s.index}") for s in stages]
+    out += [(f"stage {s.paper_stage} (/{s.reduction}, {s.out_channels} ch)", f"stages.{s.index}") for s in stages]
     if hasattr(model, "head"):
         out.append((f"head (/{stages[-1].reduction}, {model.num_features} ch)", "head"))
     return out

@@ -36,7 +36,7 @@ DOM hooks (for browser tests): CSS classes added to the widgets with `add_class`
                                 flops:      RAW = exact MACs (int), TEXT = "0.386" (GFLOPs)
                                 memory:     RAW = bytes (int),      TEXT = "27.0" (MB, 10⁶ B)
                                 resolution: RAW = pixels (int),     TEXT = "224"
-    effnet-table                HTML <table class="effnet-stage-table">, one <tr data-stage="stem|stage 1|…|head|
+    effnet-table                HTML <table class="effnet-stage-table">, one <tr data-stage="stem|stage 2|…|head|
                                 classifier"> per row
     effnet-diagram              HTML with an inline <svg class="effnet-diagram-svg">
     effnet-curve                HTML with an inline <svg class="effnet-curve-svg">; the current point

@@ -83,7 +83,7 @@ def _part(name: str) -> str:
     """Module name → the row of the cost table it belongs to."""
     top = name.split(".")
     if top[0] == "stages":
-        return f"stage {int(top[1]) + 1}"
+        return f"stage {int(top[1]) + 2}"  # Table 1 counts the stem as stage 1
     return {"stem": "stem", "head": "head", "classifier": "classifier"}[top[0]]
 
 
@@ -127,7 +127,7 @@ def test_macs_and_activations_exact(name, res):
     assert params["stem"] == n_params(model.stem) and params["head"] == n_params(model.head)
     assert params["classifier"] == n_params(model.classifier)
     for i, stage in enumerate(model.stages):
-        assert params[f"stage {i + 1}"] == n_params(stage)
+        assert params[f"stage {i + 2}"] == n_params(stage)
 
 
 def test_macs_match_torchvision_published_gflops():

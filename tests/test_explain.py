@@ -131,7 +131,7 @@ def test_layer_choices_and_names(lite0):
     choices = explain.layer_choices(lite0)
     assert [name for _, name in choices] == ["stem"] + [f"stages.{i}" for i in range(7)] + ["head"]
     assert choices[0][0] == "stem (/2, 32 ch)" and choices[-1][0] == "head (/32, 1280 ch)"
-    assert choices[5][0] == "stage 5 (/16, 112 ch)"
+    assert choices[5][0] == "stage 6 (/16, 112 ch)"
     x = torch.zeros(1, 3, 224, 224)
     for label, name in choices:
         reduction = int(label.split("(/")[1].split(",")[0])
