@@ -22,7 +22,7 @@ steps, each candidate in a fresh subprocess; on CUDA `torch.cuda.max_memory_allo
 three steps, minus what was allocated before them (gradients, optimizer state, activations).
 
 Usage: python benchmarks/bench_finetune_step.py [--model efficientnet_lite0] [--batch 16]
-       [--strategies linear partial full] [--rounds 5] [--device cuda] [--quick]
+       [--strategies linear partial full] [--rounds 5] [--device cuda] [--compile] [--quick]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ CANDIDATES = ("effnet_lab", "timm")
 def build_trainer(a: argparse.Namespace, strategy: str) -> Trainer:
     cfg = TrainConfig(data=str(ROOT / "data" / "demo"), model=a.model, pretrained=a.pretrained, strategy=strategy,
                       train_stages=a.train_stages, batch_size=a.batch, img_size=a.size, device=a.device,
-                      epochs=1, progress=False, check_images=False, lr=1e-3)
+                      epochs=1, progress=False, check_images=False, lr=1e-3, compile=a.compile)
     with contextlib.redirect_stdout(io.StringIO()):  # the dataset summary
         return Trainer(cfg)
 
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default=None, help="default: cuda, then mps, then cpu")
+    p.add_argument("--compile", action="store_true", help="torch.compile both models (as --compile in training)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--rounds", type=int, default=5, help="timing rounds (rounds x iters timed steps each)")
     p.add_argument("--iters", type=int, default=2, help="timed steps per candidate per round")
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                     mem[c] = run_worker(__file__, [
                         "--mem-worker", strategy, c, "--model", a.model, "--batch", str(a.batch), "--size",
                         str(a.size), "--threads", str(a.threads), "--train-stages", str(a.train_stages),
-                        *(["--device", a.device] if a.device else []),
+                        *(["--device", a.device] if a.device else []), *(["--compile"] if a.compile else []),
                         *([] if a.pretrained else ["--no-pretrained"])])["peak_mib"]
         rows.append((strategy, n_ours, rates, mem))
         del trainers
