@@ -94,6 +94,7 @@ def _tf(config: EfficientNetConfig) -> EfficientNetConfig:
 
 
 # The card's models, with its data configs; tf_ ports with timm's data configs for them.
+# timm's B4 weights were trained at 320 px, and timm evaluates them at 320 / 0.875 by default.
 # B5–B7 have no timm weights of this architecture: torchvision's (ported from TF by
 # lukemelas) were trained with BN eps 1e-3 and are evaluated without a centre crop.
 def _tv(file: str) -> WeightsSource:
@@ -107,7 +108,8 @@ _B_MODELS = [
     ("b1", 240, 0.875, _timm("efficientnet_b1-533bc792.pth"),          0.882, _TIMM + "tf_efficientnet_b1_aa-ea7a6ee0.pth"),
     ("b2", 260, 0.875, _timm("efficientnet_b2_ra-bcdf34b7.pth"),       0.890, _TIMM + "tf_efficientnet_b2_aa-60c94f97.pth"),
     ("b3", 300, 0.904, _timm("efficientnet_b3_ra2-cf984f9c.pth"),      0.904, _TIMM + "tf_efficientnet_b3_aa-84b4657e.pth"),
-    ("b4", 380, 0.922, _timm("efficientnet_b4_ra2_320-7eb33cd5.pth"),  0.922, _TIMM + "tf_efficientnet_b4_aa-818f208c.pth"),
+    ("b4", 380, 0.922, _timm("efficientnet_b4_ra2_320-7eb33cd5.pth", input_size=(3, 320, 320), crop_pct=0.875),
+     0.922, _TIMM + "tf_efficientnet_b4_aa-818f208c.pth"),
     ("b5", 456, 0.934, _tv("efficientnet_b5_lukemelas-1a07897c.pth"),  0.934, _TIMM_HF + "tf_efficientnet_b5_aa-99018a74.pth"),
     ("b6", 528, 0.942, _tv("efficientnet_b6_lukemelas-24a108a5.pth"),  0.942, _TIMM + "tf_efficientnet_b6_aa-80ba17e4.pth"),
     ("b7", 600, 0.949, _tv("efficientnet_b7_lukemelas-c5b4e57e.pth"),  0.949, _TIMM_HF + "tf_efficientnet_b7_aa-076e3472.pth"),
@@ -140,7 +142,7 @@ for _n, _size, _crop, _interp in [(0, 224, 0.875, "bicubic"), (1, 240, 0.882, "b
         _w = _lite_wheel(_n)
     else:
         _w = _tf_timm(f"tf_efficientnet_{_key}-" + {3: "b733e338", 4: "741542c3"}[_n] + ".pth",
-                      mean=HALF, std=HALF, interpolation=_interp)
+                      mean=HALF, std=HALF, interpolation=_interp, crop_pct=_crop)
     register(ModelEntry(f"efficientnet_{_key}", _lite(_key), _size, 0.922 if _n == 4 else _crop, weights=_w))
     register(ModelEntry(f"tf_efficientnet_{_key}", _tf(_lite(_key)), _size, _crop, _interp, HALF, HALF,
                         weights=_w))

@@ -10,6 +10,7 @@ import torchvision
 from conftest import max_diff, randomize_bn
 
 import effnet_lab
+from effnet_lab.registry import get_entry
 from effnet_lab.weights import export_state_dict
 
 # The "a" variants are timm's b2/b3 evaluated at another size (timm maps the names so).
@@ -104,6 +105,37 @@ def test_tf_data_configs_match_timm(name):
     """Our tf_ ports use timm's own pretrained data config for them."""
     ours = effnet_lab.create_model(name).pretrained_cfg
     theirs = timm.create_model(name).pretrained_cfg
+    assert ours["input_size"] == tuple(theirs["input_size"])
+    assert ours["crop_pct"] == theirs["crop_pct"]
+    assert ours["interpolation"] == theirs["interpolation"]
+    assert tuple(ours["mean"]) == tuple(theirs["mean"]) and tuple(ours["std"]) == tuple(theirs["std"])
+
+
+def _timm_cfg_for_file(name: str, filename: str) -> dict | None:
+    """timm's default pretrained config for `name` (or its tf_ twin) if it is for that file."""
+    for candidate in (name, f"tf_{name}"):
+        if candidate in timm.list_models(candidate):
+            cfg = timm.create_model(candidate).pretrained_cfg
+            if (cfg.get("url") or "").rsplit("/", 1)[-1] == filename:
+                return cfg
+    return None
+
+
+# The card's models follow the card (test_card_data_configs): installed timm versions may have
+# moved on (timm 1.0 lists efficientnet_b2/b3 at 256/288 px). The "a" variants evaluate the same
+# file at a larger size without a crop, by design.
+SAME_FILE_AS_TIMM = [n for n in ALL if (e := get_entry(n)).weights and e.weights.url and n not in CARD_DATA
+                     and not n.endswith("a")]
+
+
+@pytest.mark.parametrize("name", SAME_FILE_AS_TIMM)
+def test_pretrained_data_config_is_timms_for_the_same_file(name):
+    """Where our weights are the file timm's default config describes, preprocess as timm does."""
+    entry = get_entry(name)
+    theirs = _timm_cfg_for_file(name, entry.weights.url.rsplit("/", 1)[-1])
+    if theirs is None:
+        pytest.skip("timm's default config describes another file (e.g. torchvision's B5-B7, timm's NS weights)")
+    ours = {**entry.data_config(), **dict(entry.weights.data)}  # what create_model(pretrained=True) sets
     assert ours["input_size"] == tuple(theirs["input_size"])
     assert ours["crop_pct"] == theirs["crop_pct"]
     assert ours["interpolation"] == theirs["interpolation"]
