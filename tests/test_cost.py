@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from unittest import mock
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -179,9 +181,20 @@ def test_scaling_exercises_answers():
 
     assert get("scaling.b3_params").answer() == 12_233_232
     assert get("scaling.flops_factor").is_right(1.92)
-    assert get("scaling.b4_resolution_phi").is_right(3.78)
+    # B4's 380 px from 224 · 1.15^φ (the paper's γ): φ = ln(380/224) / ln 1.15
+    assert get("scaling.b4_resolution_phi").answer() == pytest.approx(math.log(380 / 224) / math.log(1.15), abs=0.01)
     assert not get("scaling.b4_resolution_phi").is_right(3.5)
-    assert get("scaling.double_resolution").is_right(3.99)
+    # doubling B0's input: the ratio of torch's FLOP counts on torchvision's B0 at 448 and 224 px
+    counts = []
+    for res in (224, 448):
+        with torch.device("meta"):
+            tv_b0 = torchvision.models.efficientnet_b0().eval()
+            x = torch.empty(1, 3, res, res)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            tv_b0(x)
+        counts.append(counter.get_total_flops())
+    assert get("scaling.double_resolution").answer() == pytest.approx(counts[1] / counts[0], rel=1e-6)
     assert not get("scaling.double_resolution").is_right(4.0)  # the classifier does not grow
     b0 = RELEASED["b0"]
     assert (b0.width, b0.depth, b0.resolution) == (1.0, 1.0, 224)

@@ -65,9 +65,13 @@ def test_fuse_removes_every_batchnorm(unfused_and_fused: tuple[str, nn.Module, n
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert n_bn > 0
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in fused.modules()), name
-    # every conv that had a BN now carries the folded bias
-    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
-    assert sum(c.bias is not None for c in convs) >= n_bn
+    # exactly the convs that were followed by a BN carry a folded bias now (the SE convs had theirs)
+    followed_by_bn = {f"{n}.conv" for n, m in model.named_modules()
+                      if isinstance(getattr(m, "bn", None), nn.BatchNorm2d)}
+    assert len(followed_by_bn) == n_bn
+    for conv_name in followed_by_bn:
+        assert model.get_submodule(conv_name).bias is None, conv_name
+        assert fused.get_submodule(conv_name).bias is not None, conv_name
 
 
 def test_fuse_is_in_place_eval_and_idempotent() -> None:

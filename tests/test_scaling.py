@@ -45,7 +45,7 @@ def test_released_table():
 
 
 def test_pure_rule_differs_from_released():
-    """The pure rule at φ = 1 gives depth 1.2, width 1.1, 258 px: not B1 (1.1, 1.0, 240)."""
+    """The pure rule at φ = 1 gives depth 1.2, width 1.1, 256 px: not B1 (1.1, 1.0, 240)."""
     m = scaling.compound_multipliers(1)
     assert (m.depth, m.width) == (1.2, 1.1)
     assert m.resolution == 256  # 224 · 1.15 = 257.6, to a multiple of 8

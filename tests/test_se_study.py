@@ -164,7 +164,10 @@ def test_shipped_weights_file():
     state = torch.load(path, map_location="cpu", weights_only=True)
     tensors = state["state_dict"]
     assert all(v.dtype == torch.float16 for v in tensors.values())
-    assert sum(v.numel() for k, v in tensors.items() if ".se." in k) == 636_540  # B0's SE parameters
+    tv_se = [m for m in torchvision.models.efficientnet_b0().modules()
+             if isinstance(m, torchvision.ops.SqueezeExcitation)]
+    assert sum(v.numel() for k, v in tensors.items() if ".se." in k) == sum(
+        p.numel() for m in tv_se for p in m.parameters())  # B0's SE parameters (636,540)
     assert {"no_se.classifier.weight", "classifier.weight"} <= set(tensors)
     assert state["class_names"] == ["birds", "flowers", "fruit", "mammals"]
     assert len(state["history"]) == state["recipe"]["epochs"]

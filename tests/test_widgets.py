@@ -28,6 +28,21 @@ def built_params(width: float, depth: float) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def torchvision_macs(name: str, resolution: int) -> int:
+    """Multiply-adds of torchvision's model as torch's FLOP counter sees them (2 FLOPs per MAC;
+    it counts convs and the linear layer, as effnet_lab.cost does). Meta device: shapes only."""
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name).eval()
+        x = torch.empty(1, 3, resolution, resolution)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() // 2
+
+
 def shown(w) -> str:
     """The raw number in an HTML widget's `<span class="effnet-value" data-value=...>`."""
     m = re.search(r'class="effnet-value" data-value="([^"]+)"', w.value)
@@ -43,7 +58,7 @@ def explorer() -> ScalingExplorer:
 def test_starts_at_b0(explorer):
     assert explorer.mode == "phi" and explorer.phi.value == 0.0
     assert int(shown(explorer.params_html)) == 5_288_548
-    assert int(shown(explorer.flops_html)) == 385_814_752  # = FlopCounterMode / 2 (test_cost)
+    assert int(shown(explorer.flops_html)) == torchvision_macs("efficientnet_b0", 224)
     assert int(shown(explorer.resolution_html)) == 224
 
 
@@ -130,8 +145,10 @@ def test_report_matches_built_model_and_renders_valid_svg():
 def test_display_text_is_short_and_deterministic():
     e = scaling_explorer(phi=1.0)
     bundle = e._repr_mimebundle_()
+    # φ = 1 gives B2's multipliers (width 1.1, depth 1.2) at 256 px: torchvision's B2 has that network
+    gflops = torchvision_macs("efficientnet_b2", 256) / 1e9
     assert bundle["text/plain"] == repr(e) == (
-        "ScalingExplorer(mode=phi, width=1.100, depth=1.200, resolution=256: 9,109,994 params, 0.860 GFLOPs)")
+        f"ScalingExplorer(mode=phi, width=1.100, depth=1.200, resolution=256: 9,109,994 params, {gflops:.3f} GFLOPs)")
     assert "application/vnd.jupyter.widget-view+json" in bundle
 
 
