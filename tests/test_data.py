@@ -249,11 +249,12 @@ def test_training_transform_pipeline(photo: Image.Image) -> None:
         T.Normalize,
         T.RandomErasing,
     ]
-    rrc = tf.transforms[0]
-    assert rrc.size == (240, 240) and rrc.scale == (0.08, 1.0)
-    assert rrc.ratio == pytest.approx((3 / 4, 4 / 3))
-    jitter = tf.transforms[2]
-    assert jitter.brightness == pytest.approx((0.6, 1.4)) and jitter.hue is None
+    # the same defaults as timm's training transform
+    theirs = {type(t).__name__: t for t in timm.data.create_transform(240, is_training=True).transforms}
+    rrc, jitter = tf.transforms[0], tf.transforms[2]
+    assert rrc.size == (240, 240) and rrc.scale == tuple(theirs["RandomResizedCropAndInterpolation"].scale)
+    assert rrc.ratio == pytest.approx(theirs["RandomResizedCropAndInterpolation"].ratio)
+    assert jitter.brightness == pytest.approx(theirs["ColorJitter"].brightness) and jitter.hue is None
     torch.manual_seed(0)
     a, b = tf(photo), tf(photo)
     assert a.shape == b.shape == (3, 240, 240)

@@ -273,6 +273,12 @@ def test_overlay_and_png(photos):
         assert out.shape == (224, 224, 3) and out.dtype == np.float32
         assert 0.0 <= out.min() and out.max() <= 1.0
     np.testing.assert_allclose(explain.overlay(rgb, heat, alpha=0.0), rgb, atol=1e-6)
+    # the blend itself, with a full-size heatmap (no resize): matplotlib's jet, 60/40
+    from matplotlib import colormaps
+
+    full = np.linspace(0, 1, 224 * 224, dtype=np.float32).reshape(224, 224)
+    expected = 0.6 * rgb + 0.4 * colormaps["jet"](full)[..., :3]
+    np.testing.assert_allclose(explain.overlay(rgb, full, alpha=0.4), expected, atol=1e-6)
     decoded = Image.open(io.BytesIO(explain.png_bytes(explain.overlay(rgb, heat))))
     assert decoded.size == (224, 224) and decoded.mode == "RGB"
 

@@ -19,13 +19,27 @@ from effnet_lab.scaling import RELEASED, compound_multipliers
 from effnet_lab.widgets import ScalingExplorer, render_report, scaling_explorer, scaling_report
 
 
-def built_params(width: float, depth: float) -> int:
-    """Parameters of a model really built with these multipliers (meta device, no init)."""
+def _built(width: float, depth: float) -> EfficientNet:
+    """A model really built with these multipliers (meta device: shapes only, no init)."""
     noop = lambda self: None
     with mock.patch.object(EfficientNet, "_init_weights", noop), \
             mock.patch.object(nn.Conv2d, "reset_parameters", noop), torch.device("meta"):
-        model = EfficientNet(EfficientNetConfig(B0_STAGES, width=width, depth=depth))
-    return sum(p.numel() for p in model.parameters())
+        return EfficientNet(EfficientNetConfig(B0_STAGES, width=width, depth=depth)).eval()
+
+
+def built_params(width: float, depth: float) -> int:
+    return sum(p.numel() for p in _built(width, depth).parameters())
+
+
+def built_macs(width: float, depth: float, resolution: int) -> int:
+    """Multiply-adds of that model as torch's FLOP counter sees them (2 FLOPs per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = _built(width, depth)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.empty(1, 3, resolution, resolution, device="meta"))
+    return counter.get_total_flops() // 2
 
 
 def torchvision_macs(name: str, resolution: int) -> int:
@@ -69,6 +83,7 @@ def test_phi_slider_follows_the_pure_rule_and_shows_exact_params(explorer, phi):
     assert (explorer.width.value, explorer.depth.value, explorer.resolution.value) == (m.width, m.depth, m.resolution)
     assert explorer.mode == "phi" and explorer.preset.value == "phi"
     assert int(shown(explorer.params_html)) == built_params(m.width, m.depth)
+    assert int(shown(explorer.flops_html)) == built_macs(m.width, m.depth, m.resolution)
     assert 'data-value="phi"' in explorer.mode_html.value
 
 
