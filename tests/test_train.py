@@ -142,6 +142,12 @@ def test_lr_schedule_warms_up_then_decays(tiny):
     assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1], strict=True))
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:], strict=False))
     assert max(lrs) == pytest.approx(1e-2, rel=0.05)
+    # written out: linear warm-up over W steps, then SGDR's cosine from lr down to lr · min_lr_ratio
+    steps, warm, m = len(lrs), len(trainer.train_loader), trainer.config.min_lr_ratio
+    expected = [1e-2 * (t + 1) / (warm + 1) if t < warm else
+                1e-2 * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * (t - warm) / (steps - warm))))
+                for t in range(steps)]
+    assert lrs == pytest.approx(expected, rel=1e-9)
 
 
 def test_cli_writes_checkpoints_and_history(tiny, tmp_path):
