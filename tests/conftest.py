@@ -4,9 +4,54 @@ shape, different role) cannot hide behind identical default statistics."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from unittest import mock
+
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@contextmanager
+def no_init():
+    """Skip weight init: on the meta device it is slow (torch's reference init ops) and
+    irrelevant to shapes and counts."""
+    from effnet_lab.model import EfficientNet
+
+    noop = lambda self: None
+    with mock.patch.object(EfficientNet, "_init_weights", noop), \
+            mock.patch.object(nn.Conv2d, "reset_parameters", noop), \
+            mock.patch.object(nn.Linear, "reset_parameters", noop):
+        yield
+
+
+def build_on_meta(config, **kw) -> nn.Module:
+    """An effnet_lab EfficientNet with this config, on the meta device: shapes only."""
+    from effnet_lab.model import EfficientNet
+
+    with no_init(), torch.device("meta"):
+        return EfficientNet(config, **kw)
+
+
+def meta_macs(model: nn.Module, resolution: int) -> int:
+    """Multiply-adds of a meta-device model on a 1×3×r×r input, as torch's FLOP counter sees
+    them (it counts convs and linear layers, 2 FLOPs per multiply-add)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.eval()(torch.empty(1, 3, resolution, resolution, device="meta"))
+    return counter.get_total_flops() // 2
+
+
+def forward_with_activation(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's output on `x`, and `layer`'s output on the way (through a forward hook)."""
+    stored = {}
+    handle = layer.register_forward_hook(lambda module, inputs, output: stored.update(a=output))
+    try:
+        logits = model(x)
+    finally:
+        handle.remove()
+    return logits, stored["a"]
 
 
 def randomize_bn(model: nn.Module, seed: int = 0, shift: float = 0.1, min_var: float = 0.5) -> nn.Module:

@@ -4,36 +4,19 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
-from unittest import mock
 
 import pytest
 import torch
 import torchvision
+from conftest import build_on_meta, meta_macs, no_init
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import effnet_lab
 from effnet_lab import cost
 from effnet_lab.architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig
-from effnet_lab.model import EfficientNet
 from effnet_lab.registry import get_entry
 from effnet_lab.scaling import RELEASED
-
-
-@contextmanager
-def _no_init():
-    # Weight init on the meta device is slow (torch's reference init ops) and irrelevant to counts.
-    noop = lambda self: None
-    with mock.patch.object(EfficientNet, "_init_weights", noop), \
-            mock.patch.object(nn.Conv2d, "reset_parameters", noop), \
-            mock.patch.object(nn.Linear, "reset_parameters", noop):
-        yield
-
-
-def build(config: EfficientNetConfig, **kw) -> EfficientNet:
-    with _no_init(), torch.device("meta"):
-        return EfficientNet(config, **kw)
 
 
 def n_params(module: nn.Module) -> int:
@@ -56,20 +39,21 @@ ARBITRARY = [
 
 @pytest.mark.parametrize("name", FAMILY)
 def test_params_exact_for_registered_models(name):
-    with _no_init(), torch.device("meta"):
+    with no_init(), torch.device("meta"):
         model = effnet_lab.create_model(name)  # the registry path, as users build it
     assert cost.count_params(model.config) == n_params(model)
 
 
 @pytest.mark.parametrize("config", ARBITRARY, ids=lambda c: f"{c.stages[0].block}-w{c.width}-d{c.depth}")
 def test_params_exact_for_arbitrary_settings(config):
-    assert cost.count_params(config) == n_params(build(config))
+    assert cost.count_params(config) == n_params(build_on_meta(config))
 
 
 def test_params_exact_for_other_heads_and_inputs():
     config = ARBITRARY[1]
-    assert cost.count_params(config, num_classes=10, in_chans=1) == n_params(build(config, num_classes=10, in_chans=1))
-    assert cost.count_params(config, num_classes=0) == n_params(build(config, num_classes=0))
+    built = build_on_meta(config, num_classes=10, in_chans=1)
+    assert cost.count_params(config, num_classes=10, in_chans=1) == n_params(built)
+    assert cost.count_params(config, num_classes=0) == n_params(build_on_meta(config, num_classes=0))
 
 
 def test_reference_param_counts():
@@ -98,7 +82,7 @@ FLOP_CASES = [("efficientnet_b0", 224), ("efficientnet_es", 224), ("efficientnet
 @pytest.mark.parametrize("name,res", FLOP_CASES)
 def test_macs_and_activations_exact(name, res):
     config = get_entry(name).config
-    model = build(config).eval()
+    model = build_on_meta(config).eval()
     per_part: dict[str, list[int]] = {}
 
     def hook(module, inputs, output):
@@ -185,16 +169,10 @@ def test_scaling_exercises_answers():
     assert get("scaling.b4_resolution_phi").answer() == pytest.approx(math.log(380 / 224) / math.log(1.15), abs=0.01)
     assert not get("scaling.b4_resolution_phi").is_right(3.5)
     # doubling B0's input: the ratio of torch's FLOP counts on torchvision's B0 at 448 and 224 px
-    counts = []
-    for res in (224, 448):
-        with torch.device("meta"):
-            tv_b0 = torchvision.models.efficientnet_b0().eval()
-            x = torch.empty(1, 3, res, res)
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            tv_b0(x)
-        counts.append(counter.get_total_flops())
-    assert get("scaling.double_resolution").answer() == pytest.approx(counts[1] / counts[0], rel=1e-6)
+    with torch.device("meta"):
+        tv_b0 = torchvision.models.efficientnet_b0()
+    ratio = meta_macs(tv_b0, 448) / meta_macs(tv_b0, 224)
+    assert get("scaling.double_resolution").answer() == pytest.approx(ratio, rel=1e-6)
     assert not get("scaling.double_resolution").is_right(4.0)  # the classifier does not grow
     b0 = RELEASED["b0"]
     assert (b0.width, b0.depth, b0.resolution) == (1.0, 1.0, 224)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import forward_with_activation
 from PIL import Image
 
 import effnet_lab
@@ -74,25 +75,16 @@ def test_feature_shape():
     assert trunk.feature_info.channels()[level] == expected[0]
 
 
-def _hooked(model, layer, x):
-    stored = {}
-    handle = layer.register_forward_hook(lambda m, i, out: stored.update(a=out))
-    try:
-        logits = model(x)
-    finally:
-        handle.remove()
-    return logits, stored["a"]
-
-
 def test_map_size():
     model = effnet_lab.create_model("efficientnet_lite0").eval()
-    _, a = _hooked(model, model.stages[2], torch.zeros(1, 3, 224, 224))
+    _, a = forward_with_activation(model, model.stages[2], torch.zeros(1, 3, 224, 224))
     assert get("gradcam.map_size").answer() == tuple(a.shape[-2:]) == (28, 28)
 
 
 def test_alpha_denominator():
     model = effnet_lab.create_model("efficientnet_lite0").eval()
-    logits, a = _hooked(model, model.head, torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(5)))
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(5))
+    logits, a = forward_with_activation(model, model.head, x)
     (grad,) = torch.autograd.grad(logits[0, 10], a)
     h, w = a.shape[-2:]
     # the gradient is the same at every position, W[c, k] / (h·w)
@@ -105,7 +97,7 @@ def test_tiger_vs_tabby(lite0):
     x = _timm_eval_tensor(effnet_lab.data_path("images", "chelsea.png"))[None]
     maps = []
     for c in (282, 281):
-        logits, a = _hooked(lite0, lite0.head, x)
+        logits, a = forward_with_activation(lite0, lite0.head, x)
         (grad,) = torch.autograd.grad(logits[0, c], a)
         cam = F.relu((grad.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True)).detach()
         maps.append(F.interpolate(cam, size=(224, 224), mode="bilinear", align_corners=False).flatten().numpy())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import forward_with_activation
 from PIL import Image
 
 import effnet_lab
@@ -37,13 +38,7 @@ def top1(lite0, photos) -> dict[str, int]:
 def manual_gradcam(model, x, targets, layer, upsample=True, normalize=True):
     """Grad-CAM written out: hook the layer's output A, take d y_c / d A, average it over space
     (α_k), ReLU(Σ_k α_k A_k), bilinear upsampling, divide by the maximum."""
-    stored = {}
-    handle = layer.register_forward_hook(lambda module, inputs, output: stored.update(a=output))
-    try:
-        logits = model(x)
-    finally:
-        handle.remove()
-    a = stored["a"]
+    logits, a = forward_with_activation(model, layer, x)
     chosen = logits[torch.arange(len(x)), torch.as_tensor(targets)]
     (grad,) = torch.autograd.grad(chosen.sum(), a)  # samples are independent in eval mode
     alpha = grad.mean(dim=(2, 3), keepdim=True)

@@ -7,11 +7,10 @@ import re
 import statistics
 import time
 import xml.etree.ElementTree as ET
-from unittest import mock
 
 import pytest
 import torch
-from torch import nn
+from conftest import build_on_meta, meta_macs
 
 from effnet_lab.architecture import B0_STAGES, EfficientNetConfig, total_blocks
 from effnet_lab.model import EfficientNet
@@ -21,10 +20,7 @@ from effnet_lab.widgets import ScalingExplorer, render_report, scaling_explorer,
 
 def _built(width: float, depth: float) -> EfficientNet:
     """A model really built with these multipliers (meta device: shapes only, no init)."""
-    noop = lambda self: None
-    with mock.patch.object(EfficientNet, "_init_weights", noop), \
-            mock.patch.object(nn.Conv2d, "reset_parameters", noop), torch.device("meta"):
-        return EfficientNet(EfficientNetConfig(B0_STAGES, width=width, depth=depth)).eval()
+    return build_on_meta(EfficientNetConfig(B0_STAGES, width=width, depth=depth))
 
 
 def built_params(width: float, depth: float) -> int:
@@ -32,29 +28,15 @@ def built_params(width: float, depth: float) -> int:
 
 
 def built_macs(width: float, depth: float, resolution: int) -> int:
-    """Multiply-adds of that model as torch's FLOP counter sees them (2 FLOPs per MAC)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = _built(width, depth)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.empty(1, 3, resolution, resolution, device="meta"))
-    return counter.get_total_flops() // 2
+    return meta_macs(_built(width, depth), resolution)
 
 
 def torchvision_macs(name: str, resolution: int) -> int:
-    """Multiply-adds of torchvision's model as torch's FLOP counter sees them (2 FLOPs per MAC;
-    it counts convs and the linear layer, as effnet_lab.cost does). Meta device: shapes only."""
+    """Multiply-adds of torchvision's model (it counts as effnet_lab.cost does: convs + linear)."""
     import torchvision
-    from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
-        model = torchvision.models.get_model(name).eval()
-        x = torch.empty(1, 3, resolution, resolution)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(x)
-    return counter.get_total_flops() // 2
+        return meta_macs(torchvision.models.get_model(name), resolution)
 
 
 def shown(w) -> str:
