@@ -112,8 +112,7 @@ def step_fn(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor):
 
 def candidates(a: argparse.Namespace, strategy: str) -> dict[str, Trainer]:
     trainer = build_trainer(a, strategy)
-    trainer._set_train_mode()
-    return {"effnet_lab": trainer, "timm": timm_twin(trainer)}
+    return {"effnet_lab": trainer, "timm": timm_twin(trainer)}  # the twin sets both models' modes
 
 
 def sync_fn(device: torch.device):

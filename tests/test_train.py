@@ -263,8 +263,8 @@ def test_mixed_precision_step_on_cpu(tiny, dtype):
             if dtype == torch.float16:
                 trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8, enabled=True)
         trainer._set_train_mode()
-        images = torch.stack([trainer.val_set[i][0] for i in range(len(trainer.val_set))])  # fixed, no augmentation
-        labels = torch.tensor([trainer.val_set[i][1] for i in range(len(trainer.val_set))])
+        samples = list(trainer.val_set)  # a fixed batch: validation images have no augmentation
+        images, labels = torch.stack([x for x, _ in samples]), torch.tensor([y for _, y in samples])
         before = trainer.model.classifier.weight.detach().clone()
         _, loss = trainer.train_step(*trainer._to_device(images, labels))
         if amp and dtype == torch.float16:
