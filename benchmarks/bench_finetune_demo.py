@@ -6,13 +6,16 @@ demo dataset and report the training time until validation accuracy first reache
 
 Training time counts the training epochs only (forward, backward, optimizer), not the
 evaluation after each epoch. A run stops once its training time passes the budget. One run
-per seed; PASS only when every seed reaches the target within the budget (the validation
-split has 38 images, so 95% means 37 right, and one image either way is 2.6 points).
+per seed; PASS only when every seed reaches the target within the budget. The validation
+split has 37 images, so 95% means 36 right, and one image either way is 2.7 points; the
+summary also gives each seed's accuracy after its last epoch, which can be lower: it moves by
+an image or two from epoch to epoch (the Trainer's best checkpoint keeps the best epoch).
 
-The defaults (linear probe at 256 px, head lr 1e-2, 10 epochs) are the best of the recipes
-tried on this split; as there is no separate test split, that choice flatters them a little.
-Recipes tried (1–3 seeds each), val images right out of 38 after each epoch: partial (last 2
-or 3 stages) at 128/160/224/256 px with lr 3e-3/3e-4 or 1e-2/1e-3: plateau 34–36; full at
+The defaults (linear probe at 256 px, head lr 1e-2, 10 epochs) were chosen on an earlier
+split of this data (38 val images, before two non-photo stamps, a whale render and an orca
+illustration, were taken out and the seeded split was redrawn); they were not retuned on the
+current split. Recipes tried then (1–3 seeds each), val images right out of 38: partial (last
+2 or 3 stages) at 128/160/224/256 px with lr 3e-3/3e-4 or 1e-2/1e-3: plateau 34–36; full at
 128 px: ≤ 31; linear at 256 px: plateau 36, 37 at some epochs; linear at 288 px: 35–37.
 """
 
@@ -50,18 +53,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    reached: dict[int, float | None] = {}
-    for seed in args.seeds:
-        reached[seed] = run(args, seed)
-    hits = [t for t in reached.values() if t is not None and t <= args.budget_s]
-    verdict = "PASS" if len(hits) == len(reached) else "MISS"
-    print(f"{verdict}: {len(hits)} of {len(reached)} seeds reached {args.target:.0%} val accuracy within "
+    results = {seed: run(args, seed) for seed in args.seeds}
+    hits = [t for t, _ in results.values() if t is not None and t <= args.budget_s]
+    verdict = "PASS" if len(hits) == len(results) else "MISS"
+    print(f"{verdict}: {len(hits)} of {len(results)} seeds reached {args.target:.0%} val accuracy within "
           f"{args.budget_s:.0f} s of training (" + ", ".join(
-              f"seed {s}: {'never' if t is None else f'{t:.1f} s'}" for s, t in reached.items()) + ")")
+              f"seed {s}: {'never' if t is None else f'{t:.1f} s'}, last epoch {last:.1%}"
+              for s, (t, last) in results.items()) + ")")
 
 
-def run(args: argparse.Namespace, seed: int) -> float | None:
-    """One fine-tuning run; the training time at which val accuracy first reached the target."""
+def run(args: argparse.Namespace, seed: int) -> tuple[float | None, float]:
+    """One fine-tuning run: the training time at which val accuracy first reached the target
+    (None if never) and the val accuracy after the last epoch run."""
     with contextlib.redirect_stdout(io.StringIO()):  # the dataset summary, once per run
         trainer = Trainer(TrainConfig(
             data=args.data, model=args.model, pretrained=True, epochs=args.epochs, batch_size=args.batch_size,
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace, seed: int) -> float | None:
             reached = train_s
         if train_s > args.budget_s:
             break
-    return reached
+    return reached, result.accuracy
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 The Debian package ``tuxpaint-stamps-default`` (GPL-2+, the Tux Paint project) ships real
 cut-out photos as transparent PNGs.  This script takes the photos of four classes (mammals,
 birds, fruit, flowers), leaves out drawings (``cartoon/``, ``toys/``, SVGs, thumbnails and a
-few hand-picked clip-art PNGs), composites each onto one plain grey background, downscales it
-(longer side <= 160 px, never upscaled), saves it as JPEG and makes a seeded, stratified
-train/val split.  The output is deterministic: a rerun gives the same bytes.
+few hand-picked PNGs that are drawings or renders), composites each onto one plain grey
+background, downscales it (longer side <= 160 px, never upscaled), saves it as JPEG and makes
+a seeded, stratified train/val split.  The output is deterministic: a rerun gives the same bytes.
 
     apt-get install -y --no-install-recommends tuxpaint-stamps-default
     python data/build_demo_dataset.py            # --source /usr/share/tuxpaint/stamps --out data/demo
@@ -39,10 +39,14 @@ CLASSES: dict[str, str] = {
     "mammals": "animals/mammals",
 }
 EXCLUDED_DIRS = frozenset({"cartoon", "toys"})
-# PNGs outside cartoon/ and toys/ that are drawings, not photos (checked by eye)
+# PNGs outside cartoon/ and toys/ that are drawings or renders, not photos: every candidate of
+# the four classes was looked at, enlarged, on the grey background (mouse and rat look rendered
+# at a glance but show photographic fur and lighting when enlarged, so they stay)
 EXCLUDED_STAMPS: dict[str, str] = {
     "animals/mammals/echidna.png": "black drawn silhouette",
     "animals/mammals/hedgehog.png": "cartoon drawing",
+    "animals/mammals/aquatic/orca.png": "airbrushed illustration, flat shading",
+    "animals/mammals/aquatic/whale.png": "painted render in violet-blue",
 }
 
 BACKGROUND = (235, 235, 235)  # light neutral grey, the same for every class
@@ -163,7 +167,7 @@ Relevant lines of the Debian copyright file (`/usr/share/doc/{PACKAGE}/copyright
 
 - Selected the PNG photo stamps under `animals/mammals`, `animals/birds`, `food/fruit` and
   `plants/flowers` of `/usr/share/tuxpaint/stamps`, leaving out `cartoon/` and `toys/`
-  folders, SVG drawings, thumbnails and these drawn PNGs:
+  folders, SVG drawings, thumbnails and these PNGs, which are drawings or renders rather than photos:
 {excluded}
 - Composited each transparent PNG onto a plain light-grey background RGB{BACKGROUND}
   (the same for all classes).

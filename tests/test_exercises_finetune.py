@@ -28,8 +28,8 @@ def _timm_partial_params(num_classes: int = 4) -> int:
     return sum(p.numel() for part in (m.blocks[-1], m.conv_head, m.bn2, m.classifier) for p in part.parameters())
 
 
-def _closed_form_last_lr(lr=3e-3, epochs=2, images=110, batch=16, warmup_epochs=0.5, m=0.01) -> float:
-    per_epoch = -(-images // batch)
+def _closed_form_last_lr(lr=3e-3, epochs=2, batch=16, warmup_epochs=0.5, m=0.01) -> float:
+    per_epoch = -(-_train_images() // batch)
     total, warmup = epochs * per_epoch, int(warmup_epochs * per_epoch)
     p = (total - 1 - warmup) / (total - warmup)
     return lr * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * p)))
@@ -50,8 +50,8 @@ def test_all_keys_registered():
         assert ex.question and ex.hint and ex.solution
 
 
-def test_demo_has_110_training_images():
-    assert _train_images() == 110
+def test_demo_has_109_training_images():
+    assert _train_images() == 109
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -69,7 +69,7 @@ def test_check_says_right_wrong_and_not_answered(key, capsys):
 def test_rounded_answers():
     assert get("finetune.last_lr").is_right(9.02e-5)  # 3 significant digits
     assert not get("finetune.last_lr").is_right(3e-5)  # lr · min_lr_ratio: the step after the last
-    assert not get("finetune.steps_per_epoch").is_right(6)  # 110 // 16 drops the last batch
+    assert not get("finetune.steps_per_epoch").is_right(6)  # 109 // 16 drops the last batch
     assert not get("finetune.partial_params").is_right(5_124)  # the classifier alone (linear probe)
 
 

@@ -6,8 +6,8 @@
 What is trained (see effnet_lab/se_study.py): EfficientNet-Lite0's ImageNet trunk, frozen,
 with one squeeze-excitation module added to every MBConv block (B0's ratio 0.25 and SiLU
 inside, each starting as an almost open gate, σ(3) ≈ 0.95) and a new 4-class classifier.
-Only the SE modules and the classifier learn, on the demo dataset (data/demo: 110 training
-photos of birds, flowers, fruit and mammals; the 38 validation photos are only evaluated,
+Only the SE modules and the classifier learn, on the demo dataset (data/demo: 109 training
+photos of birds, flowers, fruit and mammals; the 37 validation photos are only evaluated,
 and the last epoch is kept, not the best). For a fair baseline the same recipe also trains a
 classifier alone on plain Lite0 (no SE).
 
@@ -79,8 +79,8 @@ def main() -> None:
 
     meta = dict(
         class_names=list(summary.classes),
-        trained_on="data/demo train split (110 photos, 4 classes); trunk: efficientnet_lite0 ImageNet weights, "
-                   "frozen (BatchNorm statistics included)",
+        trained_on=f"data/demo train split ({len(train_set)} photos, {len(summary.classes)} classes); trunk: "
+                   "efficientnet_lite0 ImageNet weights, frozen (BatchNorm statistics included)",
         trained=["SE modules (reduce + expand convs) in all 16 blocks", "classifier"],
         gate_init_bias=args.gate_bias,
         se_act="silu",

@@ -36,10 +36,10 @@ def _trainer(**overrides: Any):
 
 @exercise(
     "finetune.steps_per_epoch",
-    "The demo dataset has 110 training images. With batch_size=16 (and drop_last=False, as the "
+    "The demo dataset has 109 training images. With batch_size=16 (and drop_last=False, as the "
     "Trainer's DataLoader has it), how many optimizer steps does one epoch take?",
     "One optimizer step per batch. The last batch is smaller but still counts: round up.",
-    "ceil(110 / 16) = 7 batches: six of 16 images and a last one of 14. In code: "
+    "ceil(109 / 16) = 7 batches: six of 16 images and a last one of 13. In code: "
     "len(trainer.train_loader), or len(DataLoader(train_set, batch_size=16)). The Trainer sizes "
     "its schedule with it: warm-up int(0.5 · 7) = 3 steps, 7 · epochs steps in all.",
 )
