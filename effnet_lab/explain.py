@@ -19,10 +19,11 @@ A leaf module: the core library never imports it (captum, matplotlib).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from torch import nn
 
 from .architecture import scaled_stages
 from .data import ImageSource, create_transform, load_image, resolve_data_config
+from .model import init_weights
 
 __all__ = [
     "MaskingResult",
@@ -164,6 +166,19 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode inside the block; afterwards every module's own train/eval flag is restored
+    (a fine-tuning model may have frozen parts in eval mode that `train()` would not bring back)."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, was_training in modes:
+            m.training = was_training
+
+
 def gradcam(
     model: nn.Module,
     image_tensor: torch.Tensor,
@@ -190,25 +205,19 @@ def gradcam(
     single = image_tensor.ndim == 3
     x = (image_tensor[None] if single else image_tensor).detach().to(_device(model)).float()
     module = resolve_layer(model, layer)
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with torch.enable_grad():
-            if target is None:
-                with torch.no_grad():
-                    target = model(x).argmax(dim=1)
-            targets = torch.as_tensor(target, device=x.device).long().flatten()
-            if targets.numel() == 1:
-                targets = targets.expand(len(x))  # one class for every image
-            if len(targets) != len(x):
-                raise ValueError(f"{len(targets)} targets for {len(x)} images")
-            # Captum hooks `module`, takes d y_target / d A, averages it over space (α_k),
-            # sums α_k A_k over channels and applies the ReLU.
-            cam = LayerGradCam(model, module).attribute(x.requires_grad_(True), target=targets,
-                                                        relu_attributions=True)
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
+    with _eval_mode(model), torch.enable_grad():
+        if target is None:
+            with torch.no_grad():
+                target = model(x).argmax(dim=1)
+        targets = torch.as_tensor(target, device=x.device).long().flatten()
+        if targets.numel() == 1:
+            targets = targets.expand(len(x))  # one class for every image
+        if len(targets) != len(x):
+            raise ValueError(f"{len(targets)} targets for {len(x)} images")
+        # Captum hooks `module`, takes d y_target / d A, averages it over space (α_k),
+        # sums α_k A_k over channels and applies the ReLU.
+        cam = LayerGradCam(model, module).attribute(x.requires_grad_(True), target=targets,
+                                                    relu_attributions=True)
     cam = cam.detach()
     if upsample:
         cam = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
@@ -229,25 +238,6 @@ def cascade_order(model: nn.Module) -> list[str]:
     return order + ["stem"]
 
 
-@torch.no_grad()
-def _reinit(module: nn.Module, generator: torch.Generator) -> None:
-    # A fresh network's weights (He-normal on fan-out for convs, as model.py initialises),
-    # drawn from `generator`; BatchNorm back to identity statistics.
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-            m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * math.sqrt(2.0 / fan_out))
-            if m.bias is not None:
-                m.bias.zero_()
-        elif isinstance(m, nn.Linear):
-            bound = 1.0 / math.sqrt(m.weight.shape[0])
-            m.weight.copy_((torch.rand(m.weight.shape, generator=generator) * 2 - 1) * bound)
-            if m.bias is not None:
-                m.bias.zero_()
-        elif isinstance(m, nn.BatchNorm2d):
-            m.reset_parameters()  # weight 1, bias 0, running mean 0, running var 1
-
-
 def randomized_copy(model: nn.Module, seed: int = 0, cascade: int | None = None) -> nn.Module:
     """A copy of `model` with re-initialised (random) weights; `model` is untouched.
 
@@ -262,7 +252,10 @@ def randomized_copy(model: nn.Module, seed: int = 0, cascade: int | None = None)
     device = _device(clone)
     clone.cpu()
     for name in chosen:
-        _reinit(modules[name], generator)
+        init_weights(modules[name], generator)  # a fresh network's weights, as model.py draws them
+        for m in modules[name].modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()  # and identity statistics: mean 0, variance 1
     return clone.to(device)
 
 
@@ -361,14 +354,8 @@ def masking_test(
     batch = x.repeat(1 + len(masks), 1, 1, 1)
     for i, mask in enumerate(masks, start=1):
         batch[i][:, mask] = fill
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with torch.no_grad():
-            probs = model(batch.to(_device(model))).float().softmax(dim=1).cpu()
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
+    with _eval_mode(model), torch.no_grad():
+        probs = model(batch.to(_device(model))).float().softmax(dim=1).cpu()
     if target is None:
         target = int(probs[0].argmax())
     p = probs[:, target]

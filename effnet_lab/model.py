@@ -32,6 +32,27 @@ class FeatureInfo(list):
         return [f["module"] for f in self]
 
 
+@torch.no_grad()
+def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """Fresh weights for every conv, BatchNorm and linear layer in `module`, as in the TF
+    reference: He-normal on fan-out for convs, uniform ±1/√fan-out for linear layers, BatchNorm
+    scale 1 and shift 0 (running statistics are left alone). Draws from `generator` if given."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            m.weight.normal_(0.0, math.sqrt(2.0 / fan_out), generator=generator)
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.BatchNorm2d):
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.weight.shape[0])
+            m.weight.uniform_(-bound, bound, generator=generator)
+            if m.bias is not None:
+                m.bias.zero_()
+
+
 class EfficientNet(nn.Module):
     def __init__(self, config: EfficientNetConfig, num_classes: int = 1000, in_chans: int = 3):
         super().__init__()
@@ -67,20 +88,7 @@ class EfficientNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # As in the TF reference: He-normal on fan-out for convs, uniform for the classifier.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.weight.shape[0])
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     # -- forward ---------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 _MODULES = ("mbconv", "se", "scaling", "inference", "gradcam", "finetune")
@@ -84,6 +85,15 @@ def solution(key: str) -> None:
     """Reveal the worked solution (and the right answer) of exercise `key`."""
     ex = get(key)
     print(f"[{key}] {ex.question}\n\n{ex.solution}\n\nAnswer: {ex.answer()!r}")
+
+
+@lru_cache(maxsize=2)
+def lite0(pretrained: bool = True):
+    """efficientnet_lite0 in eval mode, built once per session for every exercise that runs it
+    (each `check` recomputes its answer). Callers must not modify it."""
+    from ..registry import create_model
+
+    return create_model("efficientnet_lite0", pretrained=pretrained).eval()
 
 
 def all_exercises() -> dict[str, Exercise]:

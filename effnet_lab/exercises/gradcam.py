@@ -4,18 +4,9 @@ averages, the maps of two classes of the pretrained model on the cat photo."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 
-from . import exercise
-
-
-@lru_cache(maxsize=1)
-def _lite0(pretrained: bool) -> torch.nn.Module:
-    from ..registry import create_model
-
-    return create_model("efficientnet_lite0", pretrained=pretrained).eval()
+from . import exercise, lite0
 
 
 @exercise(
@@ -32,7 +23,7 @@ def map_size() -> tuple[int, int]:
     from ..explain import gradcam
 
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    cam = gradcam(_lite0(False), x, target=0, layer="stages.2", upsample=False)
+    cam = gradcam(lite0(pretrained=False), x, target=0, layer="stages.2", upsample=False)
     return tuple(cam.shape[-2:])
 
 
@@ -47,7 +38,7 @@ def map_size() -> tuple[int, int]:
     "class activation map (CAM) of Zhou et al. (2016), divided by 49.",
 )
 def alpha_denominator() -> int:
-    model = _lite0(False)
+    model = lite0(pretrained=False)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     stored = {}
     handle = model.head.register_forward_hook(lambda m, i, out: stored.update(a=out))
@@ -81,7 +72,7 @@ def tiger_vs_tabby() -> float:
     from ..data import data_path
     from ..explain import gradcam, prepare_image, rank_correlation
 
-    model = _lite0(True)
+    model = lite0()
     x, _ = prepare_image(data_path("images", "chelsea.png"), model)
     maps = gradcam(model, x.repeat(2, 1, 1, 1), target=[282, 281])
     return round(rank_correlation(maps[0], maps[1]), 3)

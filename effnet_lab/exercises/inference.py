@@ -4,18 +4,9 @@ Lite0 on the repository's photos, the features-only trunk on a real input."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 
-from . import exercise
-
-
-@lru_cache(maxsize=1)
-def _lite0() -> torch.nn.Module:
-    from ..registry import create_model
-
-    return create_model("efficientnet_lite0", pretrained=True).eval()
+from . import exercise, lite0
 
 
 @exercise(
@@ -53,7 +44,7 @@ def resize() -> int:
 def bgr_top1() -> str:
     from ..data import create_transform, data_path, imagenet_class_names, load_image, resolve_data_config
 
-    model = _lite0()
+    model = lite0()
     tensor = create_transform(**resolve_data_config(model))(load_image(data_path("images", "rocket.jpg")))
     with torch.no_grad():
         logits = model(tensor.unsqueeze(0).flip(1))
