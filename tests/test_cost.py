@@ -7,8 +7,7 @@ import time
 
 import pytest
 import torch
-import torchvision
-from conftest import build_on_meta, meta_macs, no_init
+from conftest import build_on_meta, no_init, torchvision_macs
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -169,9 +168,7 @@ def test_scaling_exercises_answers():
     assert get("scaling.b4_resolution_phi").answer() == pytest.approx(math.log(380 / 224) / math.log(1.15), abs=0.01)
     assert not get("scaling.b4_resolution_phi").is_right(3.5)
     # doubling B0's input: the ratio of torch's FLOP counts on torchvision's B0 at 448 and 224 px
-    with torch.device("meta"):
-        tv_b0 = torchvision.models.efficientnet_b0()
-    ratio = meta_macs(tv_b0, 448) / meta_macs(tv_b0, 224)
+    ratio = torchvision_macs("efficientnet_b0", 448) / torchvision_macs("efficientnet_b0", 224)
     assert get("scaling.double_resolution").answer() == pytest.approx(ratio, rel=1e-6)
     assert not get("scaling.double_resolution").is_right(4.0)  # the classifier does not grow
     b0 = RELEASED["b0"]

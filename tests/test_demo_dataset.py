@@ -29,10 +29,11 @@ def _sources() -> list[dict[str, str]]:
 
 
 def test_files_on_disk_are_exactly_the_listed_sources() -> None:
-    listed = {(r["split"], r["class"], r["file"]) for r in _sources()}
+    rows = _sources()
+    listed = {(r["split"], r["class"], r["file"]) for r in rows}
     on_disk = {(p.parts[-3], p.parts[-2], p.name) for p in DEMO.glob("*/*/*") if p.is_file()}
     assert on_disk == listed
-    assert len(listed) == len(_sources())  # no duplicates
+    assert len(listed) == len(rows)  # no duplicates
 
 
 def test_no_drawings_or_renders_and_the_split_is_the_scripts() -> None:

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import forward_with_activation
+from conftest import forward_with_activation, manual_gradcam
 from PIL import Image
 
 import effnet_lab
@@ -17,11 +16,6 @@ from effnet_lab.exercises import all_exercises, check, get, solution
 
 KEYS = ("inference.resize", "inference.bgr_top1", "inference.feature_shape",
         "gradcam.map_size", "gradcam.alpha_denominator", "gradcam.tiger_vs_tabby")
-
-
-@pytest.fixture(scope="module")
-def lite0() -> torch.nn.Module:
-    return effnet_lab.create_model("efficientnet_lite0", pretrained=True).eval()
 
 
 def _timm_eval_tensor(path, size=224, crop_pct=0.875, mean=0.5, std=0.5) -> torch.Tensor:
@@ -95,12 +89,7 @@ def test_alpha_denominator():
 def test_tiger_vs_tabby(lite0):
     stats = pytest.importorskip("scipy.stats")
     x = _timm_eval_tensor(effnet_lab.data_path("images", "chelsea.png"))[None]
-    maps = []
-    for c in (282, 281):
-        logits, a = forward_with_activation(lite0, lite0.head, x)
-        (grad,) = torch.autograd.grad(logits[0, c], a)
-        cam = F.relu((grad.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True)).detach()
-        maps.append(F.interpolate(cam, size=(224, 224), mode="bilinear", align_corners=False).flatten().numpy())
+    maps = [manual_gradcam(lite0, x, [c], lite0.head, normalize=False).flatten().numpy() for c in (282, 281)]
     rho = stats.spearmanr(*maps).statistic
     answer = get("gradcam.tiger_vs_tabby").answer()
     assert answer == pytest.approx(rho, abs=1e-3)

@@ -9,18 +9,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import forward_with_activation
+from conftest import manual_gradcam
 from PIL import Image
 
 import effnet_lab
 from effnet_lab import explain
 
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "camera.png", "astronaut.png")
-
-
-@pytest.fixture(scope="module")
-def lite0() -> torch.nn.Module:
-    return effnet_lab.create_model("efficientnet_lite0", pretrained=True).eval()
 
 
 @pytest.fixture(scope="module")
@@ -33,22 +28,6 @@ def top1(lite0, photos) -> dict[str, int]:
     with torch.no_grad():
         logits = lite0(torch.cat([x for x, _ in photos.values()]))
     return dict(zip(photos, logits.argmax(1).tolist(), strict=True))
-
-
-def manual_gradcam(model, x, targets, layer, upsample=True, normalize=True):
-    """Grad-CAM written out: hook the layer's output A, take d y_c / d A, average it over space
-    (α_k), ReLU(Σ_k α_k A_k), bilinear upsampling, divide by the maximum."""
-    logits, a = forward_with_activation(model, layer, x)
-    chosen = logits[torch.arange(len(x)), torch.as_tensor(targets)]
-    (grad,) = torch.autograd.grad(chosen.sum(), a)  # samples are independent in eval mode
-    alpha = grad.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((alpha * a).sum(dim=1, keepdim=True)).detach()
-    if upsample:
-        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    cam = cam[:, 0]
-    if normalize:
-        cam = cam / cam.flatten(1).amax(1).clamp(min=1e-30)[:, None, None]
-    return cam
 
 
 # ------------------------------------------------------------------------ against autograd

@@ -103,8 +103,10 @@ def test_card_data_configs(name):
 @pytest.mark.parametrize("name", [n for n in ALL if n.startswith("tf_")])
 def test_tf_data_configs_match_timm(name):
     """Our tf_ ports use timm's own pretrained data config for them."""
-    ours = effnet_lab.create_model(name).pretrained_cfg
-    theirs = timm.create_model(name).pretrained_cfg
+    assert_same_data_config(effnet_lab.create_model(name).pretrained_cfg, timm.create_model(name).pretrained_cfg)
+
+
+def assert_same_data_config(ours: dict, theirs: dict) -> None:
     assert ours["input_size"] == tuple(theirs["input_size"])
     assert ours["crop_pct"] == theirs["crop_pct"]
     assert ours["interpolation"] == theirs["interpolation"]
@@ -128,7 +130,8 @@ def _timm_cfg_for_file(name: str) -> dict | None:
 # The card's models follow the card (test_card_data_configs): installed timm versions may have
 # moved on (timm 1.0 lists efficientnet_b2/b3 at 256/288 px). The "a" variants evaluate the same
 # file at a larger size without a crop, by design.
-SAME_FILE_AS_TIMM = [n for n in ALL if n not in CARD_DATA and not n.endswith("a") and _timm_cfg_for_file(n)]
+SAME_FILE_AS_TIMM = {n: cfg for n in ALL if n not in CARD_DATA and not n.endswith("a")
+                     and (cfg := _timm_cfg_for_file(n))}
 
 
 def test_some_configs_are_compared_with_timm():
@@ -140,12 +143,8 @@ def test_some_configs_are_compared_with_timm():
 def test_pretrained_data_config_is_timms_for_the_same_file(name):
     """Where our weights are the file timm's default config describes, preprocess as timm does."""
     entry = get_entry(name)
-    theirs = _timm_cfg_for_file(name)
     ours = {**entry.data_config(), **dict(entry.weights.data)}  # what create_model(pretrained=True) sets
-    assert ours["input_size"] == tuple(theirs["input_size"])
-    assert ours["crop_pct"] == theirs["crop_pct"]
-    assert ours["interpolation"] == theirs["interpolation"]
-    assert tuple(ours["mean"]) == tuple(theirs["mean"]) and tuple(ours["std"]) == tuple(theirs["std"])
+    assert_same_data_config(ours, SAME_FILE_AS_TIMM[name])
 
 
 def test_lite_wheel_round_trip():

@@ -13,11 +13,6 @@ IMAGES = Path(__file__).resolve().parents[1] / "data" / "images"
 CAT_CLASSES = {"tiger cat", "Egyptian cat", "tabby", "Persian cat", "Siamese cat"}
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return effnet_lab.create_model("efficientnet_lite0", pretrained=True).eval()
-
-
 def test_model_card_workflow(lite0):
     """timm's card, line by line, with effnet_lab in place of timm."""
     from PIL import Image

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 import torch
 import torchvision
@@ -9,6 +11,16 @@ from torch import nn
 
 from effnet_lab import create_model, se_study
 from effnet_lab.exercises import check, get
+
+
+@cache
+def tv_b0() -> nn.Module:
+    """torchvision's EfficientNet-B0 (random weights: only its structure is compared)."""
+    return torchvision.models.efficientnet_b0()
+
+
+def tv_se_modules() -> list[nn.Module]:
+    return [m for m in tv_b0().modules() if isinstance(m, torchvision.ops.SqueezeExcitation)]
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +120,7 @@ def test_class_specificity():
 
 def test_se_cost_table_against_torchvision(b0):
     rows = se_study.se_cost_table(b0)
-    tv = torchvision.models.efficientnet_b0()
-    tv_se = [m for m in tv.modules() if isinstance(m, torchvision.ops.SqueezeExcitation)]
-    assert [r["se_params"] for r in rows] == [se_study.count_params(m) for m in tv_se]
+    assert [r["se_params"] for r in rows] == [se_study.count_params(m) for m in tv_se_modules()]
     for r in rows:  # two 1x1 convs on the pooled vector: 2 FLOPs per multiply-add, C*C' each
         assert r["se_flops"] == 2 * 2 * r["channels"] * r["squeeze"]
     assert rows[-1]["map"] == 7 and rows[0]["map"] == 112
@@ -133,9 +143,9 @@ def test_training_touches_only_se_and_classifier():
 INDEPENDENT = {
     # torchvision's B0: features[5][0] is paper stage 6's first block, features[7][0] the last one
     "se.squeeze_width": lambda: [
-        (torchvision.models.efficientnet_b0().features[5][0].block[2].fc1.in_channels,
-         torchvision.models.efficientnet_b0().features[5][0].block[2].fc1.out_channels), (480, 20)],
-    "se.params": lambda: [se_study.count_params(torchvision.models.efficientnet_b0().features[7][0].block[2]),
+        (tv_b0().features[5][0].block[2].fc1.in_channels, tv_b0().features[5][0].block[2].fc1.out_channels),
+        (480, 20)],
+    "se.params": lambda: [se_study.count_params(tv_b0().features[7][0].block[2]),
                           2 * 1152 * 48 + 1152 + 48],
     # FLOPs = 2 x multiply-adds; SE: two 1x1 convs on the pooled vector; block: + expand, depthwise, project on 7x7
     "se.flops_share": lambda: [100 * (4 * 1152 * 48) / (4 * 1152 * 48 + 2 * 49 * (192 * 1152 + 9 * 1152 + 1152 * 320))],
@@ -164,10 +174,8 @@ def test_shipped_weights_file():
     state = torch.load(path, map_location="cpu", weights_only=True)
     tensors = state["state_dict"]
     assert all(v.dtype == torch.float16 for v in tensors.values())
-    tv_se = [m for m in torchvision.models.efficientnet_b0().modules()
-             if isinstance(m, torchvision.ops.SqueezeExcitation)]
     assert sum(v.numel() for k, v in tensors.items() if ".se." in k) == sum(
-        p.numel() for m in tv_se for p in m.parameters())  # B0's SE parameters (636,540)
+        p.numel() for m in tv_se_modules() for p in m.parameters())  # B0's SE parameters (636,540)
     assert {"no_se.classifier.weight", "classifier.weight"} <= set(tensors)
     assert state["class_names"] == ["birds", "flowers", "fruit", "mammals"]
     assert len(state["history"]) == state["recipe"]["epochs"]
@@ -175,13 +183,12 @@ def test_shipped_weights_file():
 
 def test_shipped_weights_reproduce_the_logged_validation_accuracy():
     model = se_study.load_se_lite0()
-    _, val_set, _ = se_study.demo_datasets(model, train_augment=False)
+    train_set, val_set, _ = se_study.demo_datasets(model, train_augment=False)
     x, y = se_study.stack(val_set)
     result = se_study.evaluate(model, x, y)
     logged = model.training_meta["history"][-1]
     assert abs(result["acc"] - logged["val_acc"]) * len(y) <= 1  # float16 storage: at most one photo flips
     assert result["loss"] == pytest.approx(logged["val_loss"], abs=0.02)
-    train_set, _, _ = se_study.demo_datasets(model, train_augment=False)
     average = se_study.collect_gates(model, se_study.stack(train_set)[0])
     for name, stored in model.training_meta["average_gates"].items():
         assert torch.allclose(stored.float(), average[name].mean(0), atol=1e-4)

@@ -120,29 +120,28 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
         assert not os.path.exists(marker)
 
 
-def test_pretrained_offline_gives_one_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-
-    def no_network(*args, **kwargs):
-        raise urllib.error.URLError("network unreachable")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    with pytest.raises(PretrainedUnavailable) as e:
-        effnet_lab.create_model("efficientnet_b0", pretrained=True)
-    msg = str(e.value)
-    assert "checkpoint_path=" in msg and "efficientnet_b0_ra-3dd342df.pth" in msg and "network unreachable" in msg
-
-
-def test_offline_advice_gives_the_published_settings(tmp_path, monkeypatch):
-    """Following the offline message (a downloaded file + pretrained=True) gives the model the
-    published weights' settings: Lite3's TF port needs "same" padding, BN eps 1e-3 and
-    mean = std = 0.5. Checked against timm's tf_efficientnet_lite3 with the same (random) weights."""
+@pytest.fixture
+def offline(tmp_path, monkeypatch) -> None:
+    """An empty weights cache, and every download fails as it does without network."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
 
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+
+
+def test_pretrained_offline_gives_one_clear_message(offline):
+    with pytest.raises(PretrainedUnavailable) as e:
+        effnet_lab.create_model("efficientnet_b0", pretrained=True)
+    msg = str(e.value)
+    assert "checkpoint_path=" in msg and "efficientnet_b0_ra-3dd342df.pth" in msg and "network unreachable" in msg
+
+
+def test_offline_advice_gives_the_published_settings(offline, tmp_path):
+    """Following the offline message (a downloaded file + pretrained=True) gives the model the
+    published weights' settings: Lite3's TF port needs "same" padding, BN eps 1e-3 and
+    mean = std = 0.5. Checked against timm's tf_efficientnet_lite3 with the same (random) weights."""
     with pytest.raises(PretrainedUnavailable) as e:
         effnet_lab.create_model("efficientnet_lite3", pretrained=True)
     assert "create_model('efficientnet_lite3', pretrained=True, checkpoint_path=" in str(e.value)

@@ -9,34 +9,15 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-import torch
-from conftest import build_on_meta, meta_macs
+from conftest import meta_macs, scaled_b0, scaled_b0_params, torchvision_macs
 
 from effnet_lab.architecture import B0_STAGES, EfficientNetConfig, total_blocks
-from effnet_lab.model import EfficientNet
 from effnet_lab.scaling import RELEASED, compound_multipliers
 from effnet_lab.widgets import ScalingExplorer, render_report, scaling_explorer, scaling_report
 
 
-def _built(width: float, depth: float) -> EfficientNet:
-    """A model really built with these multipliers (meta device: shapes only, no init)."""
-    return build_on_meta(EfficientNetConfig(B0_STAGES, width=width, depth=depth))
-
-
-def built_params(width: float, depth: float) -> int:
-    return sum(p.numel() for p in _built(width, depth).parameters())
-
-
 def built_macs(width: float, depth: float, resolution: int) -> int:
-    return meta_macs(_built(width, depth), resolution)
-
-
-def torchvision_macs(name: str, resolution: int) -> int:
-    """Multiply-adds of torchvision's model (it counts as effnet_lab.cost does: convs + linear)."""
-    import torchvision
-
-    with torch.device("meta"):
-        return meta_macs(torchvision.models.get_model(name), resolution)
+    return meta_macs(scaled_b0(width, depth), resolution)
 
 
 def shown(w) -> str:
@@ -64,7 +45,7 @@ def test_phi_slider_follows_the_pure_rule_and_shows_exact_params(explorer, phi):
     m = compound_multipliers(phi)
     assert (explorer.width.value, explorer.depth.value, explorer.resolution.value) == (m.width, m.depth, m.resolution)
     assert explorer.mode == "phi" and explorer.preset.value == "phi"
-    assert int(shown(explorer.params_html)) == built_params(m.width, m.depth)
+    assert int(shown(explorer.params_html)) == scaled_b0_params(m.width, m.depth)
     assert int(shown(explorer.flops_html)) == built_macs(m.width, m.depth, m.resolution)
     assert 'data-value="phi"' in explorer.mode_html.value
 
@@ -75,7 +56,7 @@ def test_presets_jump_to_released_models(explorer, key):
     m = RELEASED[key]
     assert (explorer.width.value, explorer.depth.value, explorer.resolution.value) == (m.width, m.depth, m.resolution)
     assert explorer.mode == key
-    assert int(shown(explorer.params_html)) == built_params(m.width, m.depth)
+    assert int(shown(explorer.params_html)) == scaled_b0_params(m.width, m.depth)
     explorer.preset.value = "phi"
 
 
@@ -84,7 +65,7 @@ def test_moving_one_slider_detaches_from_phi_and_phi_reattaches(explorer):
     explorer.width.value = 1.65
     assert explorer.mode == "custom" and explorer.preset.value == "custom"
     assert explorer.depth.value == compound_multipliers(2.0).depth  # the others stay put
-    assert int(shown(explorer.params_html)) == built_params(1.65, explorer.depth.value)
+    assert int(shown(explorer.params_html)) == scaled_b0_params(1.65, explorer.depth.value)
     assert 'data-value="custom"' in explorer.mode_html.value
     explorer.phi.value = 3.0
     assert explorer.mode == "phi" and explorer.width.value == compound_multipliers(3.0).width
@@ -126,7 +107,7 @@ def test_dom_hooks():
 
 def test_report_matches_built_model_and_renders_valid_svg():
     r = scaling_report(1.37, 2.2, 333)
-    assert r["params"] == built_params(1.37, 2.2)
+    assert r["params"] == scaled_b0_params(1.37, 2.2)
     html = render_report(r)
     config = EfficientNetConfig(B0_STAGES, width=1.37, depth=2.2)
     diagram = ET.fromstring(html["diagram"])
