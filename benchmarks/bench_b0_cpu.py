@@ -121,8 +121,6 @@ def make_workload(kind: str, cand: str, batch: int, size: int) -> Callable[[], N
     return infer_fn(build(cand), make_input(batch, size, channels_last=False))
 
 
-# -- timing ---------------------------------------------------------------------------------
-
 # -- memory (one fresh subprocess per configuration) ----------------------------------------
 
 def memory_worker(kind: str, cand: str, batch: int, size: int, threads: int) -> None:

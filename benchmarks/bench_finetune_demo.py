@@ -69,7 +69,8 @@ def run(args: argparse.Namespace, seed: int) -> tuple[float | None, float]:
         trainer = Trainer(TrainConfig(
             data=args.data, model=args.model, pretrained=True, epochs=args.epochs, batch_size=args.batch_size,
             lr=args.lr, backbone_lr=args.backbone_lr, strategy=args.strategy, train_stages=args.train_stages,
-            img_size=args.img_size, seed=seed, progress=False, device="cpu"))
+            img_size=args.img_size, seed=seed, progress=False, device="cpu",
+            check_images=seed == args.seeds[0]))  # the folder does not change between seeds
     n_val = len(trainer.val_set)
     print(f"seed {seed}: {args.model}, strategy {args.strategy}, batch {args.batch_size}, lr {args.lr:g}"
           f"{'' if args.strategy == 'linear' else f'/{args.backbone_lr:g}'}, {torch.get_num_threads()} threads, "

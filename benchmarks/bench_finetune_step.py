@@ -83,9 +83,8 @@ def timm_twin(trainer: Trainer) -> Trainer:
     for our_name, their_name in pairs.items():  # blocks first, then their parts
         if not ours.get_submodule(our_name).training:
             their_modules[their_name].eval()
-    groups = [{**{k: v for k, v in g.items() if k != "params"},
-               "params": [their_params[keys[n]] for n, p in ours.named_parameters()
-                          if any(p is q for q in g["params"])]}
+    twin_of = {id(p): their_params[keys[n]] for n, p in ours.named_parameters()}
+    groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [twin_of[id(p)] for p in g["params"]]}
               for g in trainer.optimizer.param_groups]
 
     twin = copy.copy(trainer)
@@ -157,6 +156,41 @@ def cuda_memory(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor) ->
     return (torch.cuda.max_memory_allocated(trainer.device) - before) / 2**20
 
 
+def measure(a: argparse.Namespace, strategy: str, warmup: int, worker_args: list[str], header: bool
+            ) -> tuple[tuple, bool]:
+    """Time (and measure the memory of) one strategy for both candidates: (table row, whether
+    the timm twin holds the same weights and trainable parameters). Its models are freed on return."""
+    import timm
+
+    trainers = candidates(a, strategy)
+    ref = trainers["effnet_lab"]
+    images, labels = make_batch(ref, a.batch, a.size)
+    if header:
+        dev = ref.device
+        print(f"{a.model}, batch {a.batch}, {a.size}x{a.size}, device {dev}"
+              f"{f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else ''}, "
+              f"{torch.get_num_threads()} threads, amp {ref.amp}"
+              f"{f' ({ref.autocast_dtype})' if ref.amp else ''}, channels_last {ref.channels_last}, "
+              f"compile {ref.config.compile}; torch {torch.__version__}, timm {timm.__version__}")
+        print(f"AdamW, label smoothing {ref.config.label_smoothing}, drop path {ref.config.drop_path_rate}, "
+              f"BatchNorm statistics frozen {ref.config.freeze_bn_stats}; {a.rounds * a.iters} timed steps "
+              f"per candidate, interleaved, after {warmup} warm-up steps")
+    diff = eval_logit_diff(trainers, images)
+    n_ours, n_theirs = trainable(ref.model), trainable(trainers["timm"].model)
+    print(f"{strategy}: trainable parameters {n_ours:,} (timm twin {n_theirs:,}); eval logits max |diff| "
+          f"{diff:.1e}", file=sys.stderr if a.quick else sys.stdout)
+    rates = interleaved({c: step_fn(t, images, labels) for c, t in trainers.items()}, a.iters, a.rounds,
+                        warmup, a.batch, sync_fn(ref.device))
+    mem: dict[str, float | None] = {c: None for c in CANDIDATES}
+    if not a.no_memory:
+        for c, t in trainers.items():
+            if ref.device.type == "cuda":
+                mem[c] = cuda_memory(t, images, labels)
+            else:  # the same command line, run as a memory worker for this strategy and candidate
+                mem[c] = run_worker(__file__, [*worker_args, "--mem-worker", strategy, c])["peak_mib"]
+    return (strategy, n_ours, rates, mem), diff <= 1e-4 and n_ours == n_theirs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="efficientnet_lite0")
@@ -184,43 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.quick:
         a.rounds, a.iters, warmup, a.no_memory = 1, 1, 1, True
 
-    import timm
     rows, ok = [], True
+    worker_args = list(sys.argv[1:] if argv is None else argv)
     for strategy in a.strategies:
-        trainers = candidates(a, strategy)
-        ref = trainers["effnet_lab"]
-        images, labels = make_batch(ref, a.batch, a.size)
-        if strategy == a.strategies[0]:
-            dev = ref.device
-            print(f"{a.model}, batch {a.batch}, {a.size}x{a.size}, device {dev}"
-                  f"{f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else ''}, "
-                  f"{torch.get_num_threads()} threads, amp {ref.amp}"
-                  f"{f' ({ref.autocast_dtype})' if ref.amp else ''}, channels_last {ref.channels_last}, "
-                  f"compile {ref.config.compile}; torch {torch.__version__}, timm {timm.__version__}")
-            print(f"AdamW, label smoothing {ref.config.label_smoothing}, drop path {ref.config.drop_path_rate}, "
-                  f"BatchNorm statistics frozen {ref.config.freeze_bn_stats}; {a.rounds * a.iters} timed steps "
-                  f"per candidate, interleaved, after {warmup} warm-up steps")
-        diff = eval_logit_diff(trainers, images)
-        ok &= diff <= 1e-4
-        n_ours, n_theirs = trainable(ref.model), trainable(trainers["timm"].model)
-        ok &= n_ours == n_theirs
-        print(f"{strategy}: trainable parameters {n_ours:,} (timm twin {n_theirs:,}); eval logits max |diff| "
-              f"{diff:.1e}", file=sys.stderr if a.quick else sys.stdout)
-        rates = interleaved({c: step_fn(t, images, labels) for c, t in trainers.items()}, a.iters, a.rounds,
-                            warmup, a.batch, sync_fn(ref.device))
-        mem: dict[str, float | None] = {c: None for c in CANDIDATES}
-        if not a.no_memory:
-            for c, t in trainers.items():
-                if ref.device.type == "cuda":
-                    mem[c] = cuda_memory(t, images, labels)
-                else:
-                    mem[c] = run_worker(__file__, [
-                        "--mem-worker", strategy, c, "--model", a.model, "--batch", str(a.batch), "--size",
-                        str(a.size), "--threads", str(a.threads), "--train-stages", str(a.train_stages),
-                        *(["--device", a.device] if a.device else []), *(["--compile"] if a.compile else []),
-                        *([] if a.pretrained else ["--no-pretrained"])])["peak_mib"]
-        rows.append((strategy, n_ours, rates, mem))
-        del trainers
+        row, same = measure(a, strategy, warmup, worker_args, header=strategy == a.strategies[0])
+        rows.append(row)
+        ok &= same
 
     print()
     print(f"{'strategy':<9} {'trainable':>11} {'candidate':<11} {'median img/s':>12} {'best img/s':>11} "

@@ -21,16 +21,12 @@ import io
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
+from benchlib import ROOT  # also puts the checkout on sys.path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import effnet_lab  # noqa: E402
-from effnet_lab.train import TrainConfig, Trainer, TrainingError  # noqa: E402
+import effnet_lab
+from effnet_lab.train import TrainConfig, Trainer, TrainingError
 
 DEMO = ROOT / "data" / "demo"
 FAILURES: list[str] = []
