@@ -22,8 +22,6 @@ current split. Recipes tried then (1–3 seeds each), val images right out of 38
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 from pathlib import Path
 
 import torch
@@ -65,12 +63,11 @@ def main() -> None:
 def run(args: argparse.Namespace, seed: int) -> tuple[float | None, float]:
     """One fine-tuning run: the training time at which val accuracy first reached the target
     (None if never) and the val accuracy after the last epoch run."""
-    with contextlib.redirect_stdout(io.StringIO()):  # the dataset summary, once per run
-        trainer = Trainer(TrainConfig(
-            data=args.data, model=args.model, pretrained=True, epochs=args.epochs, batch_size=args.batch_size,
-            lr=args.lr, backbone_lr=args.backbone_lr, strategy=args.strategy, train_stages=args.train_stages,
-            img_size=args.img_size, seed=seed, progress=False, device="cpu",
-            check_images=seed == args.seeds[0]))  # the folder does not change between seeds
+    trainer = Trainer(TrainConfig(
+        data=args.data, model=args.model, pretrained=True, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, backbone_lr=args.backbone_lr, strategy=args.strategy, train_stages=args.train_stages,
+        img_size=args.img_size, seed=seed, progress=False, device="cpu",
+        check_images=seed == args.seeds[0]))  # the folder does not change between seeds
     n_val = len(trainer.val_set)
     print(f"seed {seed}: {args.model}, strategy {args.strategy}, batch {args.batch_size}, lr {args.lr:g}"
           f"{'' if args.strategy == 'linear' else f'/{args.backbone_lr:g}'}, {torch.get_num_threads()} threads, "

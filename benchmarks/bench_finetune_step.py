@@ -10,9 +10,10 @@ stages, full fine-tune):
 * **timm**: `timm.create_model` of the same architecture (its `tf_` twin when the weights are a
   TF port with "same" padding, as Lite0-2 are) with the same dropout / drop-path rates, given
   the effnet_lab model's weights (`export_state_dict(..., "timm")`, loaded strictly), the same
-  parameters frozen, the same modules in eval mode, an AdamW with the same groups, and stepped
-  by the very same `Trainer.train_step` code (a shallow copy of the trainer pointing at timm's
-  model and optimizer). Only the model differs.
+  parameters frozen, the same modules in eval mode, an AdamW with the same grouping rule
+  (`optimizer_param_groups`), and stepped by the very same loop function the Trainer steps
+  with (`effnet_lab.train.train_step`, with the trainer's autocast and smoothing). Only the
+  model differs.
 
 The batch is a fixed in-memory tensor, so data loading is not timed. On CUDA (picked
 automatically when present) autocast (bf16, else fp16 with a grad scaler) and channels_last
@@ -28,43 +29,50 @@ Usage: python benchmarks/bench_finetune_step.py [--model efficientnet_lite0] [--
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
-import io
+import functools
 import json
 import os
 import statistics
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from benchlib import ROOT, RssPeak, interleaved, ratio_line, run_worker
 from torch import nn
 
-from effnet_lab.train import STRATEGIES, TrainConfig, Trainer
-from effnet_lab.weights import export_state_dict, key_map, module_names
+from effnet_lab.model.network import optimizer_param_groups
+from effnet_lab.train import STRATEGIES, TrainConfig, Trainer, train_step
+from effnet_lab.train.loop import to_device
+from effnet_lab.weights.layouts import export_state_dict, key_map, module_names
 
 TARGET = 1.0  # effnet_lab / timm, fine-tune step images/s
 CANDIDATES = ("effnet_lab", "timm")
 
 
+@dataclass
+class Candidate:
+    model: nn.Module
+    step: Callable[[torch.Tensor, torch.Tensor], object]  # one optimisation step on (images, labels)
+
+
 def build_trainer(a: argparse.Namespace, strategy: str) -> Trainer:
-    cfg = TrainConfig(data=str(ROOT / "data" / "demo"), model=a.model, pretrained=a.pretrained, strategy=strategy,
-                      train_stages=a.train_stages, batch_size=a.batch, img_size=a.size, device=a.device,
-                      epochs=1, progress=False, check_images=False, lr=1e-3, compile=a.compile)
-    with contextlib.redirect_stdout(io.StringIO()):  # the dataset summary
-        return Trainer(cfg)
+    return Trainer(TrainConfig(data=str(ROOT / "data" / "demo"), model=a.model, pretrained=a.pretrained,
+                               strategy=strategy, train_stages=a.train_stages, batch_size=a.batch, img_size=a.size,
+                               device=a.device, epochs=1, progress=False, check_images=False, lr=1e-3,
+                               compile=a.compile))
 
 
-def timm_twin(trainer: Trainer) -> Trainer:
-    """The same trainer, stepping timm's model: same weights, frozen set, modes and optimizer."""
+def timm_twin(trainer: Trainer) -> Candidate:
+    """timm's model stepped like the trainer's: same weights, frozen set, modes, optimizer rule."""
     import timm
 
-    ours = trainer.model
-    name = trainer.config.model  # pretrained TF ports (Lite0-2) run with "same" padding: timm's tf_ models
+    ours, cfg = trainer.model, trainer.config
+    name = cfg.model  # pretrained TF ports (Lite0-2) run with "same" padding: timm's tf_ models
     if ours.config.tf_same_padding and not name.startswith("tf_"):
         name = "tf_" + name
     theirs = timm.create_model(name, num_classes=ours.num_classes, drop_rate=ours.head_drop.p,
-                               drop_path_rate=trainer.config.drop_path_rate)
+                               drop_path_rate=cfg.drop_path_rate)
     theirs.load_state_dict(export_state_dict(ours, "timm"), strict=True)
     theirs.to(trainer.device)
     if trainer.channels_last:
@@ -77,55 +85,46 @@ def timm_twin(trainer: Trainer) -> Trainer:
     # modes: blocks carry drop path; conv / BatchNorm modules carry BatchNorm statistics
     pairs = {**{f"stages.{i}.{j}": f"blocks.{i}.{j}" for i, s in enumerate(ours.stages) for j in range(len(s))},
              **module_names(ours, "timm")}
-    trainer._set_train_mode()
+    trainer.set_train_mode()
     theirs.train()
     their_modules = dict(theirs.named_modules())
     for our_name, their_name in pairs.items():  # blocks first, then their parts
         if not ours.get_submodule(our_name).training:
             their_modules[their_name].eval()
-    twin_of = {id(p): their_params[keys[n]] for n, p in ours.named_parameters()}
-    groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [twin_of[id(p)] for p in g["params"]]}
-              for g in trainer.optimizer.param_groups]
-
-    twin = copy.copy(trainer)
-    twin.model = twin.net = theirs
-    twin.optimizer = torch.optim.AdamW(groups, lr=trainer.config.lr)
-    twin.scaler = torch.amp.GradScaler(trainer.device.type, enabled=trainer.scaler.is_enabled())
-    if trainer.config.compile:
-        twin.net = torch.compile(theirs)
-    return twin
+    backbone_lr = cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr / 10
+    optimizer = torch.optim.AdamW(optimizer_param_groups(theirs, cfg.lr, cfg.weight_decay, backbone_lr), lr=cfg.lr)
+    scaler = torch.amp.GradScaler(trainer.device.type, enabled=trainer.scaler.is_enabled())
+    net = torch.compile(theirs) if cfg.compile else theirs
+    return Candidate(theirs, lambda images, labels: train_step(
+        net, images, labels, optimizer, label_smoothing=cfg.label_smoothing, autocast=trainer.autocast,
+        scaler=scaler))
 
 
 def make_batch(trainer: Trainer, batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     images = torch.randn(batch, 3, size, size, generator=g)
     labels = torch.arange(batch) % len(trainer.class_names)
-    return trainer._to_device(images, labels)
+    return to_device(images, labels, trainer.device, trainer.channels_last)
 
 
-def step_fn(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor):
-    def step() -> None:
-        trainer.train_step(images, labels)
-    return step
-
-
-def candidates(a: argparse.Namespace, strategy: str) -> dict[str, Trainer]:
+def candidates(a: argparse.Namespace, strategy: str) -> tuple[Trainer, dict[str, Candidate]]:
     trainer = build_trainer(a, strategy)
-    return {"effnet_lab": trainer, "timm": timm_twin(trainer)}  # the twin sets both models' modes
+    twin = timm_twin(trainer)  # sets both models' modes
+    return trainer, {"effnet_lab": Candidate(trainer.model, trainer.train_step), "timm": twin}
 
 
 def sync_fn(device: torch.device):
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
 
-def eval_logit_diff(trainers: dict[str, Trainer], images: torch.Tensor) -> float:
+def eval_logit_diff(cands: dict[str, Candidate], images: torch.Tensor) -> float:
     """Max |logit difference| of the two models in eval mode: the weight transfer is exact."""
     out = []
-    for t in trainers.values():
-        modes = {m: m.training for m in t.model.modules()}
-        t.model.eval()
+    for c in cands.values():
+        modes = {m: m.training for m in c.model.modules()}
+        c.model.eval()
         with torch.no_grad():
-            out.append(t.model(images).float())
+            out.append(c.model(images).float())
         for m, training in modes.items():  # back to the fine-tuning modes
             m.training = training
     return (out[0] - out[1]).abs().max().item()
@@ -138,22 +137,22 @@ def trainable(model: nn.Module) -> int:
 def memory_worker(a: argparse.Namespace, strategy: str, cand: str) -> None:
     """Inside a fresh subprocess (CPU): peak RSS added by three train steps of one candidate.
     Both workers build both models (the twin needs the effnet_lab weights), so they start alike."""
-    trainer = candidates(a, strategy)[cand]
+    trainer, cands = candidates(a, strategy)
     images, labels = make_batch(trainer, a.batch, a.size)
     peak = RssPeak().start()
     for _ in range(3):
-        trainer.train_step(images, labels)
+        cands[cand].step(images, labels)
     print(json.dumps({"peak_mib": peak.stop(), "method": peak.method}))
 
 
-def cuda_memory(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor) -> float:
-    torch.cuda.synchronize(trainer.device)
-    before = torch.cuda.memory_allocated(trainer.device)
-    torch.cuda.reset_peak_memory_stats(trainer.device)
+def cuda_memory(cand: Candidate, device: torch.device, images: torch.Tensor, labels: torch.Tensor) -> float:
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
     for _ in range(3):
-        trainer.train_step(images, labels)
-    torch.cuda.synchronize(trainer.device)
-    return (torch.cuda.max_memory_allocated(trainer.device) - before) / 2**20
+        cand.step(images, labels)
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
 def measure(a: argparse.Namespace, strategy: str, warmup: int, worker_args: list[str], header: bool
@@ -162,8 +161,7 @@ def measure(a: argparse.Namespace, strategy: str, warmup: int, worker_args: list
     the timm twin holds the same weights and trainable parameters). Its models are freed on return."""
     import timm
 
-    trainers = candidates(a, strategy)
-    ref = trainers["effnet_lab"]
+    ref, cands = candidates(a, strategy)
     images, labels = make_batch(ref, a.batch, a.size)
     if header:
         dev = ref.device
@@ -175,17 +173,17 @@ def measure(a: argparse.Namespace, strategy: str, warmup: int, worker_args: list
         print(f"AdamW, label smoothing {ref.config.label_smoothing}, drop path {ref.config.drop_path_rate}, "
               f"BatchNorm statistics frozen {ref.config.freeze_bn_stats}; {a.rounds * a.iters} timed steps "
               f"per candidate, interleaved, after {warmup} warm-up steps")
-    diff = eval_logit_diff(trainers, images)
-    n_ours, n_theirs = trainable(ref.model), trainable(trainers["timm"].model)
+    diff = eval_logit_diff(cands, images)
+    n_ours, n_theirs = trainable(ref.model), trainable(cands["timm"].model)
     print(f"{strategy}: trainable parameters {n_ours:,} (timm twin {n_theirs:,}); eval logits max |diff| "
           f"{diff:.1e}", file=sys.stderr if a.quick else sys.stdout)
-    rates = interleaved({c: step_fn(t, images, labels) for c, t in trainers.items()}, a.iters, a.rounds,
-                        warmup, a.batch, sync_fn(ref.device))
+    rates = interleaved({name: functools.partial(c.step, images, labels) for name, c in cands.items()}, a.iters,
+                        a.rounds, warmup, a.batch, sync_fn(ref.device))
     mem: dict[str, float | None] = {c: None for c in CANDIDATES}
     if not a.no_memory:
-        for c, t in trainers.items():
+        for c, cand in cands.items():
             if ref.device.type == "cuda":
-                mem[c] = cuda_memory(t, images, labels)
+                mem[c] = cuda_memory(cand, ref.device, images, labels)
             else:  # the same command line, run as a memory worker for this strategy and candidate
                 mem[c] = run_worker(__file__, [*worker_args, "--mem-worker", strategy, c])["peak_mib"]
     return (strategy, n_ours, rates, mem), diff <= 1e-4 and n_ours == n_theirs

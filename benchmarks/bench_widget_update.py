@@ -14,8 +14,8 @@ import argparse
 import statistics
 import time
 
-from effnet_lab.scaling import RELEASED
-from effnet_lab.widgets import DEPTH_RANGE, RESOLUTION_RANGE, WIDTH_RANGE, scaling_explorer
+from effnet_lab.lab.widgets import DEPTH_RANGE, RESOLUTION_RANGE, WIDTH_RANGE, scaling_explorer
+from effnet_lab.paper.scaling import RELEASED
 
 TARGET_MS = 100.0
 

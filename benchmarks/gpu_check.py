@@ -16,8 +16,6 @@ Each check prints one line and PASS/FAIL; the exit status is the number of failu
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
 import tempfile
 import time
@@ -42,14 +40,12 @@ def trainer(**kw) -> Trainer:
     opts = dict(data=str(DEMO), model="efficientnet_lite0", pretrained=True, strategy="partial", epochs=4,
                 batch_size=32, lr=3e-3, progress=False)
     opts.update(kw)
-    with contextlib.redirect_stdout(io.StringIO()):
-        return Trainer(TrainConfig(**opts))
+    return Trainer(TrainConfig(**opts))
 
 
 def fit(t: Trainer, until: int | None = None) -> tuple[float, float]:
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        t.fit(until_epoch=until)
+    t.fit(until_epoch=until)
     return t.history[-1].val_acc, time.perf_counter() - start
 
 

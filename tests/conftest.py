@@ -27,7 +27,7 @@ def lite0() -> nn.Module:
 def no_init():
     """Skip weight init: on the meta device it is slow (torch's reference init ops) and
     irrelevant to shapes and counts."""
-    from effnet_lab.model import EfficientNet
+    from effnet_lab.model.network import EfficientNet
 
     noop = lambda self: None
     with mock.patch.object(EfficientNet, "_init_weights", noop), \
@@ -38,7 +38,7 @@ def no_init():
 
 def build_on_meta(config, **kw) -> nn.Module:
     """An effnet_lab EfficientNet with this config, on the meta device: shapes only."""
-    from effnet_lab.model import EfficientNet
+    from effnet_lab.model.network import EfficientNet
 
     with no_init(), torch.device("meta"):
         return EfficientNet(config, **kw)
@@ -46,7 +46,7 @@ def build_on_meta(config, **kw) -> nn.Module:
 
 def scaled_b0(width: float, depth: float) -> nn.Module:
     """B0's stage table really built with these multipliers (meta device: shapes only, no init)."""
-    from effnet_lab.architecture import B0_STAGES, EfficientNetConfig
+    from effnet_lab.paper.architecture import B0_STAGES, EfficientNetConfig
 
     return build_on_meta(EfficientNetConfig(B0_STAGES, width=width, depth=depth))
 
@@ -65,7 +65,7 @@ def meta_macs(model: nn.Module, resolution: int) -> int:
 
 
 def torchvision_macs(name: str, resolution: int) -> int:
-    """Multiply-adds of torchvision's model (it counts as effnet_lab.cost does: convs + linear)."""
+    """Multiply-adds of torchvision's model (it counts as effnet_lab.paper.cost does: convs + linear)."""
     import torchvision
 
     with torch.device("meta"):
@@ -115,7 +115,7 @@ def randomize_bn(model: nn.Module, seed: int = 0, shift: float = 0.1, min_var: f
 
 def assert_check_messages(key: str, capsys) -> None:
     """`exercises.check` says right for the answer, wrong + hint otherwise, and not answered for `...`."""
-    from effnet_lab.exercises import check, get
+    from effnet_lab.lab.exercises import check, get
 
     ex = get(key)
     right = ex.answer()

@@ -40,7 +40,7 @@ from urllib.parse import urlparse
 import pytest
 from conftest import scaled_b0_params
 
-from effnet_lab.scaling import RELEASED, compound_multipliers
+from effnet_lab.paper.scaling import RELEASED, compound_multipliers
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/03_compound_scaling.ipynb"

@@ -1,4 +1,4 @@
-"""effnet_lab.cost against the built model, torch's FLOP counter and torchvision's metadata."""
+"""effnet_lab.paper.cost against the built model, torch's FLOP counter and torchvision's metadata."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import effnet_lab
-from effnet_lab import cost
-from effnet_lab.architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig
-from effnet_lab.registry import get_entry
-from effnet_lab.scaling import RELEASED
+from effnet_lab.model.registry import get_entry
+from effnet_lab.paper import cost
+from effnet_lab.paper.architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig
+from effnet_lab.paper.scaling import RELEASED
 
 
 def n_params(module: nn.Module) -> int:
@@ -160,7 +160,7 @@ def _timed(fn) -> float:
 
 
 def test_scaling_exercises_answers():
-    from effnet_lab.exercises import get
+    from effnet_lab.lab.exercises import get
 
     assert get("scaling.b3_params").answer() == 12_233_232
     assert get("scaling.flops_factor").is_right(1.92)

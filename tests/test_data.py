@@ -1,4 +1,4 @@
-"""Tests for effnet_lab.data, checked against timm, torchvision and PIL on photos."""
+"""Tests for effnet_lab.data (config, transforms, images), checked against timm, torchvision and PIL on photos."""
 
 from __future__ import annotations
 
@@ -14,17 +14,10 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-from effnet_lab.data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    INCEPTION_MEAN,
-    INCEPTION_STD,
-    ImageLoadError,
-    create_transform,
-    imagenet_class_names,
-    load_image,
-    resolve_data_config,
-)
+from effnet_lab.data.config import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, resolve_data_config
+from effnet_lab.data.images import ImageLoadError, load_image
+from effnet_lab.data.resources import imagenet_class_names
+from effnet_lab.data.transforms import create_transform
 
 IMAGES = Path(__file__).resolve().parents[1] / "data" / "images"
 CHELSEA = IMAGES / "chelsea.png"

@@ -13,9 +13,8 @@ import torch
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from effnet_lab import datasets as ds
-from effnet_lab.data import create_transform
-from effnet_lab.datasets import (
+from effnet_lab.data import folders as ds
+from effnet_lab.data.folders import (
     IMAGE_EXTENSIONS,
     DatasetError,
     FolderSummary,
@@ -24,6 +23,7 @@ from effnet_lab.datasets import (
     image_folder_datasets,
     scan_image_folder,
 )
+from effnet_lab.data.transforms import create_transform
 
 
 def make_image(path: Path, seed: int = 0, size: tuple[int, int] = (16, 12)) -> Path:

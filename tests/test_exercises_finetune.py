@@ -11,7 +11,7 @@ import pytest
 import timm
 from conftest import assert_check_messages
 
-from effnet_lab.exercises import all_exercises, get, solution
+from effnet_lab.lab.exercises import all_exercises, get, solution
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 KEYS = ("finetune.steps_per_epoch", "finetune.partial_params", "finetune.last_lr")

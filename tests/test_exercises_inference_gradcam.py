@@ -12,7 +12,7 @@ from conftest import forward_with_activation, manual_gradcam
 from PIL import Image
 
 import effnet_lab
-from effnet_lab.exercises import all_exercises, check, get, solution
+from effnet_lab.lab.exercises import all_exercises, check, get, solution
 
 KEYS = ("inference.resize", "inference.bgr_top1", "inference.feature_shape",
         "gradcam.map_size", "gradcam.alpha_denominator", "gradcam.tiger_vs_tabby")
@@ -47,7 +47,7 @@ def test_bgr_top1(lite0):
     """The labels come from timm's tf_efficientnet_lite0 holding the same weights."""
     import timm
 
-    from effnet_lab.weights import export_state_dict
+    from effnet_lab.weights.layouts import export_state_dict
 
     peer = timm.create_model("tf_efficientnet_lite0").eval()
     peer.load_state_dict(export_state_dict(lite0, "timm"))

@@ -11,7 +11,7 @@ from conftest import assert_check_messages
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from effnet_lab.exercises import get
+from effnet_lab.lab.exercises import get
 
 
 def _params_from_plain_torch() -> int:

@@ -1,4 +1,4 @@
-"""Grad-CAM (effnet_lab.explain) against an independent computation with plain autograd hooks,
+"""Grad-CAM (effnet_lab.lab.explain) against an independent computation with plain autograd hooks,
 and its sanity and faithfulness checks on the real pretrained Lite0 and the repository's photos."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from conftest import manual_gradcam
 from PIL import Image
 
 import effnet_lab
-from effnet_lab import explain
+from effnet_lab.lab import explain
 
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "camera.png", "astronaut.png")
 

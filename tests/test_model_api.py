@@ -9,8 +9,8 @@ import torchvision
 from conftest import max_diff, randomize_bn
 
 import effnet_lab
-from effnet_lab.architecture import scaled_stages
-from effnet_lab.weights import export_state_dict
+from effnet_lab.paper.architecture import scaled_stages
+from effnet_lab.weights.layouts import export_state_dict
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_es", "tf_efficientnet_lite0", "efficientnet_b3"])
@@ -75,12 +75,12 @@ def test_drop_path_schedule_matches_timm_and_torchvision():
     # torchvision applies stochastic depth with the same linear rule (rate · i / n)
     tv = torchvision.models.efficientnet_b0(stochastic_depth_prob=0.2)
     tv_rates = [b.stochastic_depth.p for stage in tv.features[1:8] for b in stage]
-    assert ours.config and [pytest.approx(r) for r in tv_rates] == effnet_lab.architecture.drop_path_schedule(
+    assert ours.config and [pytest.approx(r) for r in tv_rates] == effnet_lab.paper.architecture.drop_path_schedule(
         ours.config)
 
 
 def test_drop_path_drops_whole_samples_in_training_only():
-    from effnet_lab.blocks import drop_path
+    from effnet_lab.model.blocks import drop_path
 
     x = torch.ones(2000, 3, 2, 2)
     y = drop_path(x, 0.25, training=True)

@@ -10,8 +10,8 @@ import torchvision
 from conftest import max_diff, randomize_bn
 
 import effnet_lab
-from effnet_lab.registry import get_entry
-from effnet_lab.weights import export_state_dict
+from effnet_lab.model.registry import get_entry
+from effnet_lab.weights.layouts import export_state_dict
 
 # The "a" variants are timm's b2/b3 evaluated at another size (timm maps the names so).
 TIMM_NAME = {"efficientnet_b2a": "efficientnet_b2", "efficientnet_b3a": "efficientnet_b3"}

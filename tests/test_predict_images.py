@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-from effnet_lab.data import INCEPTION_MEAN, INCEPTION_STD
-from effnet_lab.predict import predict
+from effnet_lab.data.config import INCEPTION_MEAN, INCEPTION_STD
+from effnet_lab.model.predict import predict
 
 IMAGES = Path(__file__).resolve().parents[1] / "data" / "images"
 PHOTOS = [IMAGES / name for name in ("chelsea.png", "coffee.png", "rocket.jpg")]

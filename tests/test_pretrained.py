@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -45,10 +46,11 @@ def test_other_offline_weights(name):
     assert coffee[0][0] == "espresso"
 
 
-def test_finetune_line_from_the_card(capsys, lite0):
-    model = effnet_lab.create_model("efficientnet_lite0", pretrained=True, num_classes=7)
-    said = capsys.readouterr().out
-    assert said.count("\n") == 1 and "new, untrained 7-class" in said
+def test_finetune_line_from_the_card(caplog, lite0):
+    with caplog.at_level(logging.INFO, logger="effnet_lab"):  # library code logs; it does not print
+        model = effnet_lab.create_model("efficientnet_lite0", pretrained=True, num_classes=7)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "new, untrained 7-class" in said[0]
     assert model.classifier.weight.shape == (7, 1280)
     backbone = {k: v for k, v in lite0.state_dict().items() if not k.startswith("classifier")}
     assert all(torch.equal(model.state_dict()[k], v) for k, v in backbone.items())

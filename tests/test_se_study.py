@@ -1,4 +1,4 @@
-"""effnet_lab.se_study (notebook 02's tools), its exercises, and the shipped SE weights."""
+"""effnet_lab.lab.se_study (notebook 02's tools), its exercises, and the shipped SE weights."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 import torchvision
 from torch import nn
 
-from effnet_lab import create_model, se_study
-from effnet_lab.exercises import check, get
+from effnet_lab import create_model
+from effnet_lab.lab import measure, se_study
+from effnet_lab.lab.exercises import check, get
 
 
 @cache
@@ -43,7 +44,7 @@ def test_se_modules_in_forward_order(b0):
 def test_se_lite0_is_b0_shaped_and_starts_as_the_pretrained_lite0(se_lite0):
     lite = create_model("efficientnet_lite0", pretrained=True).eval()
     # Lite0 + B0's SE modules: exactly B0's layers (1000-class head: 5,288,548 parameters)
-    trunk = se_study.count_params(se_lite0) - se_study.count_params(se_lite0.classifier)
+    trunk = measure.count_params(se_lite0) - measure.count_params(se_lite0.classifier)
     assert trunk + 1280 * 1000 + 1000 == 5_288_548
     x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), se_study.override_gates(se_lite0, "ones"):
@@ -120,11 +121,11 @@ def test_class_specificity():
 
 def test_se_cost_table_against_torchvision(b0):
     rows = se_study.se_cost_table(b0)
-    assert [r["se_params"] for r in rows] == [se_study.count_params(m) for m in tv_se_modules()]
+    assert [r["se_params"] for r in rows] == [measure.count_params(m) for m in tv_se_modules()]
     for r in rows:  # two 1x1 convs on the pooled vector: 2 FLOPs per multiply-add, C*C' each
         assert r["se_flops"] == 2 * 2 * r["channels"] * r["squeeze"]
     assert rows[-1]["map"] == 7 and rows[0]["map"] == 112
-    total = se_study.count_flops(b0, torch.zeros(1, 3, 224, 224))
+    total = measure.count_flops(b0, torch.zeros(1, 3, 224, 224))
     assert total / 2e9 == pytest.approx(0.386, abs=0.001)  # torchvision's published GFLOPS for B0
 
 
@@ -145,7 +146,7 @@ INDEPENDENT = {
     "se.squeeze_width": lambda: [
         (tv_b0().features[5][0].block[2].fc1.in_channels, tv_b0().features[5][0].block[2].fc1.out_channels),
         (480, 20)],
-    "se.params": lambda: [se_study.count_params(tv_b0().features[7][0].block[2]),
+    "se.params": lambda: [measure.count_params(tv_b0().features[7][0].block[2]),
                           2 * 1152 * 48 + 1152 + 48],
     # FLOPs = 2 x multiply-adds; SE: two 1x1 convs on the pooled vector; block: + expand, depthwise, project on 7x7
     "se.flops_share": lambda: [100 * (4 * 1152 * 48) / (4 * 1152 * 48 + 2 * 49 * (192 * 1152 + 9 * 1152 + 1152 * 320))],
@@ -185,17 +186,17 @@ def test_shipped_weights_reproduce_the_logged_validation_accuracy():
     model = se_study.load_se_lite0()
     train_set, val_set, _ = se_study.demo_datasets(model, train_augment=False)
     x, y = se_study.stack(val_set)
-    result = se_study.evaluate(model, x, y)
-    logged = model.training_meta["history"][-1]
-    assert abs(result["acc"] - logged["val_acc"]) * len(y) <= 1  # float16 storage: at most one photo flips
-    assert result["loss"] == pytest.approx(logged["val_loss"], abs=0.02)
+    result = se_study.evaluate_tensors(model, x, y)
+    logged = model.fine_tune["history"][-1]
+    assert abs(result.accuracy - logged["val_acc"]) * len(y) <= 1  # float16 storage: at most one photo flips
+    assert result.loss == pytest.approx(logged["val_loss"], abs=0.02)
     average = se_study.collect_gates(model, se_study.stack(train_set)[0])
-    for name, stored in model.training_meta["average_gates"].items():
+    for name, stored in model.fine_tune["average_gates"].items():
         assert torch.allclose(stored.float(), average[name].mean(0), atol=1e-4)
     baseline = se_study.load_se_lite0(head="no_se")
     assert not se_study.se_modules(baseline)
-    assert se_study.evaluate(baseline, x, y)["acc"] == pytest.approx(
-        model.training_meta["no_se_history"][-1]["val_acc"], abs=1.5 / len(y))
+    assert se_study.evaluate_tensors(baseline, x, y).accuracy == pytest.approx(
+        model.fine_tune["no_se_history"][-1]["val_acc"], abs=1.5 / len(y))
     with pytest.raises(ValueError):
         se_study.load_se_lite0(head="other")
 

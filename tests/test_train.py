@@ -188,7 +188,7 @@ def test_plots(tiny):
     import matplotlib
 
     matplotlib.use("Agg")
-    from effnet_lab.plots import plot_confusion_matrix, plot_history
+    from effnet_lab.lab.plots import plot_confusion_matrix, plot_history
 
     trainer = Trainer(quick(tiny, epochs=2))
     trainer.fit()
@@ -262,7 +262,7 @@ def test_mixed_precision_step_on_cpu(tiny, dtype):
             trainer.autocast_dtype = dtype
             if dtype == torch.float16:
                 trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8, enabled=True)
-        trainer._set_train_mode()
+        trainer.set_train_mode()
         samples = list(trainer.val_set)  # a fixed batch: validation images have no augmentation
         images, labels = torch.stack([x for x, _ in samples]), torch.tensor([y for _, y in samples])
         before = trainer.model.classifier.weight.detach().clone()
@@ -301,7 +301,7 @@ def test_torch_compile_trains_like_eager(tiny, tmp_path):
 
 
 def test_device_choice(monkeypatch):
-    from effnet_lab.train import pick_device
+    from effnet_lab import pick_device
 
     assert pick_device("cpu").type == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

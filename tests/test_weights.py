@@ -13,7 +13,8 @@ import torch
 from conftest import max_diff, randomize_bn
 
 import effnet_lab
-from effnet_lab.weights import CheckpointError, PretrainedUnavailable, save_atomic
+from effnet_lab.weights.checkpoint import CheckpointError, save_atomic
+from effnet_lab.weights.pretrained import PretrainedUnavailable
 
 
 @pytest.fixture

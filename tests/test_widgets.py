@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import meta_macs, scaled_b0, scaled_b0_params, torchvision_macs
 
-from effnet_lab.architecture import B0_STAGES, EfficientNetConfig, total_blocks
-from effnet_lab.scaling import RELEASED, compound_multipliers
-from effnet_lab.widgets import ScalingExplorer, render_report, scaling_explorer, scaling_report
+from effnet_lab.lab.widgets import ScalingExplorer, render_report, scaling_explorer, scaling_report
+from effnet_lab.paper.architecture import B0_STAGES, EfficientNetConfig, total_blocks
+from effnet_lab.paper.scaling import RELEASED, compound_multipliers
 
 
 def built_macs(width: float, depth: float, resolution: int) -> int:

@@ -31,17 +31,18 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from effnet_lab import create_model  # noqa: E402
-from effnet_lab.se_study import (  # noqa: E402
+from effnet_lab.lab.se_study import (  # noqa: E402
     GATE_INIT_BIAS,
     build_se_lite0,
     collect_gates,
     demo_datasets,
-    evaluate,
+    evaluate_tensors,
     load_se_lite0,
     save_trained,
     stack,
     train_trainable,
 )
+from effnet_lab.weights.checkpoint import read_checkpoint, save_atomic  # noqa: E402
 
 
 def main() -> None:
@@ -99,11 +100,13 @@ def main() -> None:
     reloaded = load_se_lite0(path)
     train_eval, _, _ = demo_datasets(reloaded, train_augment=False)
     average = {k: v.mean(0) for k, v in collect_gates(reloaded, stack(train_eval)[0]).items()}
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = dict(read_checkpoint(path))
     obj["average_gates"] = average
-    torch.save(obj, path)
+    save_atomic(obj, path)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)")
-    print("reloaded (float16 weights, unfused):", {k: round(v, 4) for k, v in evaluate(reloaded, *val).items()})
+    result = evaluate_tensors(reloaded, *val)
+    print(f"reloaded (float16 weights, unfused): acc {result.accuracy:.4f} loss {result.loss:.4f} "
+          f"p_true {result.p_true:.4f}")
 
 if __name__ == "__main__":
     main()

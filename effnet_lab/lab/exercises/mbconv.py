@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from ..blocks import MBConv
-from ..registry import create_model
+from ...model.blocks import MBConv
+from ...model.registry import create_model
+from ..measure import count_flops
 from . import exercise
 
 
 def _macs(module: nn.Module, shape: tuple[int, ...]) -> int:
     """Multiply-adds of one forward pass (torch's counter reports FLOPs = 2 × multiply-adds)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module.eval()(torch.zeros(shape))
-    return counter.get_total_flops() // 2
+    return count_flops(module.eval(), torch.zeros(shape)) // 2
 
 
 @exercise(

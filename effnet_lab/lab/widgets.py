@@ -1,6 +1,6 @@
 """The live compound-scaling explorer of notebook 03 (a UI leaf: the core never imports it).
 
-    from effnet_lab.widgets import scaling_explorer
+    from effnet_lab.lab.widgets import scaling_explorer
     explorer = scaling_explorer()      # display it: the last expression of a cell
     explorer.phi.value = 3.0           # or drive it from code
 
@@ -12,7 +12,7 @@ Controls
     dropdown                          "pure rule (follow φ)" re-attaches to φ; "B0 … B7
                                       (released)" jumps to the released multipliers
 
-Every move recomputes, with `effnet_lab.cost` (no torch, ~1 ms): the per-stage table, the
+Every move recomputes, with `effnet_lab.paper.cost` (no torch, ~1 ms): the per-stage table, the
 parameter count, the FLOPs (multiply-adds, the paper's and torchvision's convention),
 the activation memory (fp32 output of every conv/linear layer for one image), an SVG
 diagram of the network and the current point on the FLOPs-vs-params plane of B0–B7.
@@ -57,9 +57,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .architecture import B0_STAGES, EfficientNetConfig
-from .cost import count_cost
-from .scaling import ALPHA, BETA, GAMMA, RELEASED, compound_multipliers, implied_phi
+from ..paper.architecture import B0_STAGES, EfficientNetConfig
+from ..paper.cost import count_cost
+from ..paper.scaling import ALPHA, BETA, GAMMA, RELEASED, compound_multipliers, implied_phi
 
 ECHO_WINDOW_S = 2.0  # how long after we set a slider its rounded echo from the browser is expected
 

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import logging
 import os
 from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
 
-from .architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig, config_from_dict
-from .data import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN
-from .model import EfficientNet, EfficientNetFeatures
-from .scaling import RELEASED, RELEASED_LITE
-from .weights import WeightsSource, load_checkpoint_file, load_weights, pretrained_file
+from ..data.config import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN
+from ..paper.architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig, config_from_dict
+from ..paper.scaling import RELEASED, RELEASED_LITE
+from ..weights.checkpoint import load_checkpoint_file
+from ..weights.layouts import load_weights
+from ..weights.pretrained import WeightsSource, pretrained_file
+from .network import EfficientNet, EfficientNetFeatures
+
+log = logging.getLogger(__name__)
 
 HALF = INCEPTION_MEAN  # (0.5, 0.5, 0.5): TF ports normalise pixels to [-1, 1] (mean = std = 0.5)
 TF_ARCH = (("tf_same_padding", True), ("bn_eps", 1e-3))
@@ -229,25 +234,24 @@ def create_model(
     ckpt_classes = _classifier_rows(state_dict)
     if num_classes is None:
         num_classes = ckpt_classes if (checkpoint_path is not None and ckpt_classes) else 1000
-    model = EfficientNet(config, num_classes=num_classes, in_chans=in_chans)
-
     data = entry.data_config()
     if source is not None:
         data.update(dict(source.data))
-    if isinstance(meta.get("data_config"), dict):
-        data.update(meta["data_config"])
+    model = EfficientNet(config, num_classes=num_classes, in_chans=in_chans, pretrained_cfg=dict(
+        data, architecture=name, weights=origin or "random init", license=source.license if source else None))
     if state_dict is not None:
         fresh_head = source is not None and ckpt_classes is not None and num_classes != ckpt_classes
         load_weights(model, state_dict, layout=source.layout if source and checkpoint_path is None else None,
                      drop_classifier=fresh_head, source=origin)
         if fresh_head:
             model.reset_classifier(num_classes)
-            print(f"{name}: pretrained backbone loaded; the {ckpt_classes}-class classifier was "
-                  f"replaced by a new, untrained {num_classes}-class one.")
-    model.pretrained_cfg = dict(data, architecture=name, num_classes=num_classes,
-                                weights=origin or "random init", license=source.license if source else None)
+            log.info("%s: pretrained backbone loaded; the %d-class classifier was replaced by a new, untrained "
+                     "%d-class one.", name, ckpt_classes, num_classes)
+    fine_tune = dict(meta["data_config"]) if isinstance(meta.get("data_config"), dict) else {}
     if meta.get("class_names"):
-        model.pretrained_cfg["label_names"] = list(meta["class_names"])
+        fine_tune["label_names"] = list(meta["class_names"])
+    if fine_tune:  # a fine-tune's checkpoint: its class names and the data config it trained with
+        model.fine_tune = fine_tune
     if features_only:
         return EfficientNetFeatures(model, out_indices)
     return model

@@ -35,7 +35,7 @@ elementwise
     output element of each BatchNorm, activation, SE rescale and residual add, plus the
     elements read by each global pooling. Not part of any published figure.
 
-    >>> from effnet_lab.architecture import EfficientNetConfig
+    >>> from effnet_lab.paper.architecture import EfficientNetConfig
     >>> c = count_cost(EfficientNetConfig())          # B0 at 224
     >>> c.params, round(c.gmacs, 3)
     (5288548, 0.386)
@@ -47,26 +47,9 @@ import math
 from dataclasses import dataclass
 
 from .architecture import EfficientNetConfig, ScaledStage, scaled_stages
-from .scaling import round_channels
+from .blocks import ZERO, Cost, block_kind, conv_cost
 
 BYTES_FP32 = 4
-
-
-@dataclass(frozen=True)
-class Cost:
-    """The cost of one part of the network (a layer, a block, a stage or the whole)."""
-
-    params: int = 0
-    macs: int = 0
-    activations: int = 0  # output elements of conv/linear layers, one image
-    elementwise: int = 0  # BN, activation, SE rescale, residual add, pooling (not in macs)
-
-    def __add__(self, other: Cost) -> Cost:
-        return Cost(self.params + other.params, self.macs + other.macs,
-                    self.activations + other.activations, self.elementwise + other.elementwise)
-
-
-ZERO = Cost()
 
 
 @dataclass(frozen=True)
@@ -126,64 +109,20 @@ class CostReport:
         return self.total.activations * BYTES_FP32 / 1e6
 
 
-# ------------------------------------------------------------------------------ layers
-def conv_cost(in_ch: int, out_ch: int, kernel: int, out_res: int, groups: int = 1, bias: bool = False,
-              bn: bool = True, act: bool = True) -> Cost:
-    """A square k×k conv producing out_res × out_res, optionally followed by BN and activation."""
-    weights = out_ch * (in_ch // groups) * kernel * kernel
-    out_elems = out_ch * out_res * out_res
-    params = weights + (out_ch if bias else 0) + (2 * out_ch if bn else 0)  # BN: scale and shift
-    return Cost(params, weights * out_res * out_res, out_elems, out_elems * (int(bn) + int(act)))
-
-
-def se_cost(channels: int, squeeze: int, res: int) -> Cost:
-    """Squeeze-excitation on a channels × res × res map: pool → 1×1 conv → act → 1×1 conv → gate."""
-    reduce = conv_cost(channels, squeeze, 1, 1, bias=True, bn=False, act=True)
-    expand = conv_cost(squeeze, channels, 1, 1, bias=True, bn=False, act=True)  # act: the sigmoid
-    pool_and_rescale = Cost(elementwise=2 * channels * res * res)  # read every element twice
-    return reduce + expand + pool_and_rescale
-
-
-def _squeeze(in_ch: int, ratio: float) -> int:
-    # As blocks._squeeze_channels: sized from the block's input channels.
-    return max(1, int(in_ch * ratio))
-
-
-def block_cost(block: str, in_ch: int, out_ch: int, kernel: int, stride: int, expand: float, in_res: int,
-               se: float = 0.25, skip: bool = True, mid_from: int | None = None) -> Cost:
-    """One MBConv ("mbconv") or FusedMBConv ("fused") block, exactly as `blocks.py` builds it."""
-    out_res = math.ceil(in_res / stride)
-    if block == "mbconv":
-        mid = round_channels(in_ch * expand) if expand != 1 else in_ch
-        cost = conv_cost(in_ch, mid, 1, in_res) if expand != 1 else ZERO  # 1×1 expansion
-        cost += conv_cost(mid, mid, kernel, out_res, groups=mid)  # depthwise
-    elif block == "fused":
-        mid = round_channels((mid_from or in_ch) * expand)
-        cost = conv_cost(in_ch, mid, kernel, out_res)  # one full k×k conv expands (and strides)
-    else:
-        raise ValueError(f"unknown block type {block!r}")
-    if se:
-        cost += se_cost(mid, _squeeze(in_ch, se), out_res)
-    cost += conv_cost(mid, out_ch, 1, out_res, act=False)  # linear projection
-    if skip and stride == 1 and in_ch == out_ch:
-        cost += Cost(elementwise=out_ch * out_res * out_res)  # residual add
-    return cost
-
-
+# ------------------------------------------------------------------------------ stages
 def _stage_cost(s: ScaledStage) -> Cost:
+    block_cost = block_kind(s.block).cost
     total = ZERO
     in_ch, res = s.in_channels, s.in_resolution
     for j in range(s.repeats):
         stride = s.stride if j == 0 else 1
-        total += block_cost(s.block, in_ch, s.out_channels, s.kernel, stride, s.expand, res,
-                            s.se, s.skip, s.mid_from)
+        total += block_cost(in_ch, s.out_channels, s.kernel, stride, s.expand, res, s.se, s.skip, s.mid_from)
         in_ch, res = s.out_channels, math.ceil(res / stride)
     return total
 
 
 def _block_label(s: ScaledStage) -> str:
-    kind = "MBConv" if s.block == "mbconv" else "FusedMBConv"
-    return f"{kind}{s.expand:g} k{s.kernel}"
+    return f"{block_kind(s.block).module}{s.expand:g} k{s.kernel}"
 
 
 # ------------------------------------------------------------------------------ the network

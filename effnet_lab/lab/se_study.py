@@ -23,31 +23,35 @@ Tools for the study, usable on any network with `SqueezeExcite` modules (B0 incl
     override_gates(model, mode, ...)       context manager: gates = 1 ("ones") or fixed values
     remove_se(model)                       a copy with every SE module taken out
     class_specificity(gates, labels)       share of the gates' variance explained by the class
-    count_flops(module, x)                 FLOPs with torch's FlopCounterMode
+    evaluate_tensors(model, images, labels)  loss, accuracy, p(right class) (the library's evaluate)
+
+Training goes through the library's loop (`effnet_lab.train.loop`), as every run does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import random
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.data import DataLoader, TensorDataset
 
-from .architecture import B0_STAGES, config_from_dict, config_to_dict
-from .blocks import SqueezeExcite, make_activation
-from .data import create_transform, data_path, resolve_data_config
-from .datasets import image_folder_datasets
-from .model import EfficientNet
-from .registry import create_model
+from ..data.config import resolve_data_config
+from ..data.folders import image_folder_datasets
+from ..data.resources import data_path
+from ..data.transforms import create_transform
+from ..model.blocks import SqueezeExcite, make_activation
+from ..model.network import EfficientNet, optimizer_param_groups
+from ..model.registry import create_model
+from ..paper.architecture import B0_STAGES, config_from_dict, config_to_dict
+from ..train.loop import EvalResult, evaluate, seed_everything, train_one_epoch
+from ..weights.checkpoint import read_checkpoint, save_atomic
+from .measure import count_flops, count_params
 
 GATE_INIT_BIAS = 3.0  # σ(3) = 0.953: every gate starts (almost) fully open
 WEIGHTS_FILE = "se_lite0_demo.pth"
@@ -89,15 +93,14 @@ def build_se_lite0(num_classes: int = 4, gate_init_bias: float = GATE_INIT_BIAS,
     """
     lite = create_model(TRUNK, pretrained=True)
     torch.manual_seed(seed)
-    model = EfficientNet(replace(lite.config, stages=B0_STAGES), num_classes=1000)
+    model = EfficientNet(replace(lite.config, stages=B0_STAGES), num_classes=1000, pretrained_cfg=dict(
+        lite.pretrained_cfg, architecture=f"{TRUNK} + SE (B0 ratio 0.25)"))
     result = model.load_state_dict(lite.state_dict(), strict=False)
     se_keys = {f"{n}.{p}" for n, m in se_modules(model) for p, _ in m.named_parameters()}
     assert set(result.missing_keys) == se_keys and not result.unexpected_keys, result
     for _, se in se_modules(model):
         se.act = make_activation(se_act)
     model.reset_classifier(num_classes)
-    model.pretrained_cfg = {k: v for k, v in lite.pretrained_cfg.items() if k not in ("label_names",)}
-    model.pretrained_cfg.update(num_classes=num_classes, architecture=f"{TRUNK} + SE (B0 ratio 0.25)")
     return open_gates(model, gate_init_bias)
 
 
@@ -130,8 +133,8 @@ def load_se_lite0(path: str | Path | None = None, head: str = "se") -> Efficient
                                if k.startswith("no_se.")}, strict=False)
     else:
         raise ValueError(f"head must be 'se' or 'no_se', got {head!r}")
-    model.pretrained_cfg["label_names"] = list(meta["class_names"])
-    model.training_meta = meta  # how it was trained (recipe, history, average gates), for display
+    # what training added: class names, and how it was trained (recipe, history, average gates)
+    model.fine_tune = dict(meta, label_names=list(meta["class_names"]))
     return model.eval()
 
 
@@ -167,44 +170,31 @@ def train_trainable(model: nn.Module, train_set, *, train_se: bool = True, epoch
                     val: tuple[torch.Tensor, torch.Tensor] | None = None,
                     channels_last: bool = False) -> list[dict[str, float]]:
     """Train the SE modules and the classifier (train_se=False: the classifier only) of a
-    frozen-trunk network. The trunk stays in eval mode: its BatchNorm statistics are the
-    ImageNet ones. AdamW, cosine schedule, no weight decay on biases; every epoch reseeds
-    from (seed, epoch), so a run is reproducible on the same machine."""
+    frozen-trunk network, through the library's loop (`train.loop.train_one_epoch`). The trunk
+    stays in eval mode: its BatchNorm statistics are the ImageNet ones. AdamW (no weight decay on
+    biases), one-cycle cosine schedule; every epoch reseeds from (seed, epoch), so a run is
+    reproducible on the same machine."""
     keep = (lambda n: ".se." in n or n.startswith("classifier.")) if train_se else \
         (lambda n: n.startswith("classifier."))
-    params = freeze_all_but(model, keep)
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    freeze_all_but(model, keep)
+    opt = torch.optim.AdamW(optimizer_param_groups(model, lr, weight_decay), lr=lr)
     steps_per_epoch = -(-len(train_set) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                 pct_start=0.1, anneal_strategy="cos")
     model.eval()  # frozen BatchNorm statistics, no dropout
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=fmt)
+    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     history = []
     for epoch in range(epochs):
-        random.seed(seed * 1000 + epoch)
-        torch.manual_seed(seed * 1000 + epoch)
+        seed_everything(seed * 1000 + epoch)
         order = torch.randperm(len(train_set)).tolist()
-        start, loss_sum, correct = time.perf_counter(), 0.0, 0
-        for i in range(0, len(order), batch_size):
-            batch = [train_set[j] for j in order[i:i + batch_size]]
-            x = torch.stack([b[0] for b in batch]).to(memory_format=fmt)
-            y = torch.tensor([b[1] for b in batch])
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / len(order), "train_acc": correct / len(order),
-               "time_s": time.perf_counter() - start}
+        # its own generator, so that iterating draws nothing from the seeded global one
+        loader = DataLoader(train_set, batch_size, sampler=order, generator=torch.Generator())
+        stats = train_one_epoch(model, loader, opt, scheduler=sched, channels_last=channels_last,
+                                label_smoothing=label_smoothing)
+        row = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_acc": stats["acc"], "time_s": stats["time_s"]}
         if val is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(model, val[0].to(memory_format=fmt), val[1]).items()})
+            result = evaluate_tensors(model, *val, channels_last=channels_last)
+            row.update(val_acc=result.accuracy, val_loss=result.loss, val_p_true=result.p_true)
         history.append(row)
         if log:
             log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
@@ -221,16 +211,13 @@ def save_trained(path: str | Path, se_model: nn.Module, no_se_model: nn.Module |
         state.update({f"no_se.{k}": v.detach().to(dtype) for k, v in no_se_model.state_dict().items()
                       if k.startswith("classifier.")})
     meta = dict(meta, model_config=config_to_dict(se_model.config))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, **meta}, path)
-    return path
+    return save_atomic({"state_dict": state, **meta}, path)
 
 
 def _read(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict, everything else) of a file written by `save_trained` (tensors and plain
     types only: read with weights_only=True)."""
-    obj = torch.load(path or weights_path(), map_location="cpu", weights_only=True)
+    obj = dict(read_checkpoint(path or weights_path()))
     return obj.pop("state_dict"), obj
 
 
@@ -240,24 +227,17 @@ def saved_config(path: str | Path | None = None):
 
 
 # ----------------------------------------------------------------------------- measuring
-def scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Accuracy, mean cross-entropy and mean probability of the right class."""
-    prob = logits.softmax(1)
-    return {"acc": (logits.argmax(1) == labels).float().mean().item(),
-            "loss": F.cross_entropy(logits, labels).item(),
-            "p_true": prob[torch.arange(len(labels)), labels].mean().item()}
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     model.eval()
     return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             batch_size: int = 64) -> dict[str, float]:
-    """Accuracy, mean cross-entropy and mean probability of the right class."""
-    return scores(predict_logits(model, images, batch_size), labels)
+def evaluate_tensors(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64,
+                     channels_last: bool = False) -> EvalResult:
+    """`train.loop.evaluate` over images already in memory: loss, accuracy, mean p(right class)."""
+    loader = DataLoader(TensorDataset(images, labels), batch_size)
+    return evaluate(model, loader, model.num_classes, channels_last=channels_last)
 
 
 @contextlib.contextmanager
@@ -374,19 +354,6 @@ def class_specificity(gates: torch.Tensor, labels: torch.Tensor) -> float:
 def class_mean_gates(gates: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(num_classes, C): the mean gate of each channel over the images of each class."""
     return torch.stack([gates[labels == c].mean(0) for c in range(num_classes)])
-
-
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def count_flops(module: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward pass, counted by torch (2 per multiply-add; convs and matmuls
-    only: the SE's pooling, sigmoid and x·gate product are element-wise and not counted)."""
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        module(x)
-    return counter.get_total_flops()
 
 
 def input_shapes(model: nn.Module, names: Sequence[str], resolution: int = 224) -> dict[str, tuple[int, ...]]:

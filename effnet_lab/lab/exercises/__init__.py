@@ -4,7 +4,7 @@ Each exercise computes its own right answer from ground truth (torch, the model,
 paper's formulas run through code), so a check can never drift from what the notebook
 shows. In a notebook:
 
-    from effnet_lab.exercises import check, solution
+    from effnet_lab.lab.exercises import check, solution
     answer = ...                      # your answer
     check("mbconv.params", answer)    # prints right / not yet, with a hint
     # solution("mbconv.params")       # uncomment to reveal the worked solution
@@ -91,7 +91,7 @@ def solution(key: str) -> None:
 def lite0(pretrained: bool = True):
     """efficientnet_lite0 in eval mode, built once per session for every exercise that runs it
     (each `check` recomputes its answer). Callers must not modify it."""
-    from ..registry import create_model
+    from ...model.registry import create_model
 
     return create_model("efficientnet_lite0", pretrained=pretrained).eval()
 

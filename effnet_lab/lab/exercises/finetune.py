@@ -4,8 +4,6 @@ learning-rate scheduler stepped through a whole run."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import Any
 
 from . import exercise
@@ -15,8 +13,8 @@ DEMO_BATCH = 16  # what the notebook trains with on a CPU
 
 def _trainer(**overrides: Any):
     """A Trainer on the demo dataset, built quietly (no weights loaded, no image check)."""
-    from ..data import data_path
-    from ..train import Trainer
+    from ...data.resources import data_path
+    from ...train import Trainer
 
     opts: dict[str, Any] = dict(
         data=str(data_path("demo")),
@@ -30,8 +28,7 @@ def _trainer(**overrides: Any):
         check_images=False,
     )
     opts.update(overrides)
-    with contextlib.redirect_stdout(io.StringIO()):  # the Trainer prints the dataset summary
-        return Trainer(**opts)
+    return Trainer(**opts)
 
 
 @exercise(
@@ -46,8 +43,8 @@ def _trainer(**overrides: Any):
 def steps_per_epoch() -> int:
     from torch.utils.data import DataLoader
 
-    from ..data import data_path
-    from ..datasets import image_folder_datasets
+    from ...data.folders import image_folder_datasets
+    from ...data.resources import data_path
 
     train_set, _, _ = image_folder_datasets(data_path("demo"), None, None, check_images=False)
     return len(DataLoader(train_set, batch_size=DEMO_BATCH, drop_last=False))

@@ -1,7 +1,8 @@
 """The EfficientNet network: stem → stages of MBConv blocks → head → classifier.
 
 Read top to bottom: `EfficientNet` builds itself from an `EfficientNetConfig`
-(architecture.py), block by block, with the drop-path rate growing along the way.
+(paper/architecture.py), block by block, with the drop-path rate growing along the way;
+each stage's block class comes from the one table of block kinds (`blocks.block_class`).
 `EfficientNetFeatures` is the same trunk returning one feature map per resolution level
 (timm's `features_only`).
 """
@@ -9,14 +10,18 @@ Read top to bottom: `EfficientNet` builds itself from an `EfficientNetConfig`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .architecture import EfficientNetConfig, drop_path_schedule, scaled_stages
-from .blocks import ConvBnAct, FusedMBConv, MBConv
+from ..paper.architecture import EfficientNetConfig, drop_path_schedule, scaled_stages
+from .blocks import ConvBnAct, block_class
+
+# What a fine-tune adds that `pretrained_cfg` reports: its class names and its data config.
+FINE_TUNE_CFG_KEYS = ("label_names", "input_size", "crop_pct", "interpolation", "mean", "std", "crop_mode")
 
 
 class FeatureInfo(list):
@@ -53,8 +58,48 @@ def init_weights(module: nn.Module, generator: torch.Generator | None = None) ->
                 m.bias.zero_()
 
 
+class ReadOnlyDict(dict):
+    """A dict that refuses changes (`pretrained_cfg`, `fine_tune`): metadata is set in one
+    declared place, not edited from anywhere. Copies (`dict(cfg)`, `{**cfg, ...}`) are plain dicts."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("this config is read-only: build a new dict ({**cfg, key: value}) and assign it")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore
+
+    def __reduce__(self):  # copy.deepcopy and pickling build a new one instead of mutating
+        return (type(self), (dict(self),))
+
+
+def optimizer_param_groups(model: nn.Module, lr: float, weight_decay: float, backbone_lr: float | None = None,
+                           head: str = "classifier.") -> list[dict[str, Any]]:
+    """The optimizer's parameter groups for the trainable parameters of any model.
+
+    No weight decay on biases and normalisation parameters (every tensor of one dimension):
+    decaying a BatchNorm scale towards 0 only fights the next layer. Parameters whose name
+    starts with `head` learn at `lr`, the others at `backbone_lr` (default `lr`). Groups are
+    named (head, head_no_decay, backbone, backbone_no_decay) and empty ones left out.
+    """
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((name.startswith(head), p.ndim > 1), []).append(p)
+    backbone_lr = lr if backbone_lr is None else backbone_lr
+    return [{"params": ps, "lr": lr if is_head else backbone_lr, "weight_decay": weight_decay if decay else 0.0,
+             "name": f"{'head' if is_head else 'backbone'}{'' if decay else '_no_decay'}"}
+            for (is_head, decay), ps in sorted(groups.items())]
+
+
 class EfficientNet(nn.Module):
-    def __init__(self, config: EfficientNetConfig, num_classes: int = 1000, in_chans: int = 3):
+    """An EfficientNet built from `config`, with a `num_classes` classifier (0: none).
+
+    `pretrained_cfg` (read-only, timm's name) says what its weights are and how to feed it:
+    `create_model` sets it once, and a fine-tune's additions (class names, the data config it
+    trained with) live in `fine_tune`, which `pretrained_cfg` reports on top.
+    """
+
+    def __init__(self, config: EfficientNetConfig, num_classes: int = 1000, in_chans: int = 3,
+                 pretrained_cfg: Mapping[str, Any] | None = None):
         super().__init__()
         self.config = config
         self.num_classes = num_classes
@@ -68,12 +113,10 @@ class EfficientNet(nn.Module):
         for s in stages:
             blocks = []
             for j in range(s.repeats):
-                block_cls = MBConv if s.block == "mbconv" else FusedMBConv
-                extra = {"mid_from": s.mid_from} if s.block == "fused" else {}
-                blocks.append(block_cls(
+                blocks.append(block_class(s.block)(
                     s.in_channels if j == 0 else s.out_channels, s.out_channels, s.kernel,
                     s.stride if j == 0 else 1, s.expand, se_ratio=s.se, act=config.act,
-                    drop_path_rate=next(rates), skip=s.skip, **extra, **opts))
+                    drop_path_rate=next(rates), skip=s.skip, mid_from=s.mid_from, **opts))
             self.stages.append(nn.Sequential(*blocks))
 
         self.num_features = config.head_out
@@ -84,11 +127,45 @@ class EfficientNet(nn.Module):
 
         self.feature_info = _feature_info(stages)
         self.grad_checkpointing = False
-        self.pretrained_cfg: dict = {}
+        self._pretrained_cfg: dict[str, Any] = dict(pretrained_cfg or {})
+        self._fine_tune: dict[str, Any] | None = None
+        self._refresh_cfg()
         self._init_weights()
 
     def _init_weights(self) -> None:
         init_weights(self)
+
+    # -- what the weights are ----------------------------------------------------------------
+    @property
+    def pretrained_cfg(self) -> Mapping[str, Any]:
+        """Read-only: the weights' data config and origin, a fine-tune's class names and data
+        config on top, and the current `num_classes`."""
+        return self._cfg_view
+
+    @pretrained_cfg.setter
+    def pretrained_cfg(self, cfg: Mapping[str, Any]) -> None:
+        self._pretrained_cfg = dict(cfg)
+        self._refresh_cfg()
+
+    @property
+    def fine_tune(self) -> Mapping[str, Any] | None:
+        """What a fine-tune added (read-only), or None: `label_names`, the data config it trained
+        with, and whatever the trainer recorded about the run."""
+        return None if self._fine_tune is None else ReadOnlyDict(self._fine_tune)
+
+    @fine_tune.setter
+    def fine_tune(self, info: Mapping[str, Any] | None) -> None:
+        self._fine_tune = None if info is None else dict(info)
+        self._refresh_cfg()
+
+    def _refresh_cfg(self) -> None:
+        added = {k: v for k, v in (self._fine_tune or {}).items() if k in FINE_TUNE_CFG_KEYS}
+        self._cfg_view = ReadOnlyDict({**self._pretrained_cfg, **added, "num_classes": self.num_classes})
+
+    def param_groups(self, lr: float, weight_decay: float, backbone_lr: float | None = None) -> list[dict]:
+        """AdamW groups: the classifier at `lr`, the rest at `backbone_lr`, no decay on biases and
+        BatchNorm (`optimizer_param_groups`)."""
+        return optimizer_param_groups(self, lr, weight_decay, backbone_lr)
 
     # -- forward ---------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,7 +188,7 @@ class EfficientNet(nn.Module):
 
     # -- timm-style conveniences -----------------------------------------------------------
     @property
-    def default_cfg(self) -> dict:  # timm's older name
+    def default_cfg(self) -> Mapping[str, Any]:  # timm's older name
         return self.pretrained_cfg
 
     def get_classifier(self) -> nn.Module:
@@ -127,8 +204,9 @@ class EfficientNet(nn.Module):
             # (the ImageNet-style init, uniform ±1/√K, gives large logits when K is small).
             nn.init.normal_(self.classifier.weight, std=0.01)
             nn.init.zeros_(self.classifier.bias)
-        self.pretrained_cfg = {k: v for k, v in self.pretrained_cfg.items() if k != "label_names"}
-        self.pretrained_cfg["num_classes"] = num_classes
+        if self._fine_tune is not None:  # the old class names no longer apply
+            self._fine_tune.pop("label_names", None)
+        self._refresh_cfg()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
@@ -183,7 +261,7 @@ class EfficientNetFeatures(nn.Module):
         self.stages = nn.Sequential(*list(model.stages)[: last_stage + 1])
         self._taps = taps
         self.grad_checkpointing = False
-        self.pretrained_cfg = dict(model.pretrained_cfg)
+        self.pretrained_cfg = ReadOnlyDict(model.pretrained_cfg)
         self.config = model.config
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:

@@ -34,9 +34,12 @@ from captum.attr import LayerAttribution, LayerGradCam
 from PIL import Image
 from torch import nn
 
-from .architecture import scaled_stages
-from .data import ImageSource, create_transform, load_image, resolve_data_config
-from .model import init_weights
+from ..data.config import resolve_data_config
+from ..data.images import ImageSource, load_image
+from ..data.transforms import create_transform
+from ..model.device import model_device
+from ..model.network import init_weights
+from ..paper.architecture import scaled_stages
 
 __all__ = [
     "MaskingResult",
@@ -160,12 +163,6 @@ def png_bytes(image: Any) -> bytes:
 
 
 # ------------------------------------------------------------------------------- Grad-CAM
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode inside the block; afterwards every module's own train/eval flag is restored
@@ -203,7 +200,7 @@ def gradcam(
     a CPU tensor.
     """
     single = image_tensor.ndim == 3
-    x = (image_tensor[None] if single else image_tensor).detach().to(_device(model)).float()
+    x = (image_tensor[None] if single else image_tensor).detach().to(model_device(model)).float()
     module = resolve_layer(model, layer)
     with _eval_mode(model), torch.enable_grad():
         if target is None:
@@ -249,10 +246,10 @@ def randomized_copy(model: nn.Module, seed: int = 0, cascade: int | None = None)
     clone = copy.deepcopy(model)
     modules = dict(clone.named_modules())
     generator = torch.Generator().manual_seed(seed)
-    device = _device(clone)
+    device = model_device(clone)
     clone.cpu()
     for name in chosen:
-        init_weights(modules[name], generator)  # a fresh network's weights, as model.py draws them
+        init_weights(modules[name], generator)  # a fresh network's weights, as EfficientNet draws them
         for m in modules[name].modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.reset_running_stats()  # and identity statistics: mean 0, variance 1
@@ -355,7 +352,7 @@ def masking_test(
     for i, mask in enumerate(masks, start=1):
         batch[i][:, mask] = fill
     with _eval_mode(model), torch.no_grad():
-        probs = model(batch.to(_device(model))).float().softmax(dim=1).cpu()
+        probs = model(batch.to(model_device(model))).float().softmax(dim=1).cpu()
     if target is None:
         target = int(probs[0].argmax())
     p = probs[:, target]

@@ -4,21 +4,24 @@
     SqueezeExcite  a per-channel gate computed from the globally pooled features
     DropPath       stochastic depth: drop a whole residual branch per sample while training
     MBConv         the inverted residual block: 1×1 expand → k×k depthwise → SE → 1×1 project
-    FusedMBConv    EdgeTPU's variant: one k×k conv does the expansion (timm: "EdgeResidual")
+    FusedMBConv    its sibling: one k×k conv does expand and depthwise (timm: "EdgeResidual")
 
-Stage 1 of B0 (the "depthwise-separable" block) is simply an MBConv with expand ratio 1:
-there is nothing to expand, so the 1×1 expansion conv is left out.
+Stage 2 of B0 (the "depthwise-separable" block) is simply an MBConv with expand ratio 1:
+there is nothing to expand, so the 1×1 expansion conv is left out. Which class builds a
+stage is decided by the one table of block kinds, `effnet_lab.paper.blocks.BLOCK_KINDS`
+(`block_class` below).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .scaling import round_channels
+from ..paper.blocks import block_kind, fused_mid, mbconv_mid, squeeze_channels
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6}
 
@@ -126,12 +129,29 @@ class DropPath(nn.Module):
         return f"p={self.p:.4f}"
 
 
-def _squeeze_channels(in_ch: int, se_ratio: float) -> int:
-    # The SE bottleneck is sized from the block's *input* channels, but gates the expanded ones.
-    return max(1, int(in_ch * se_ratio))
+class ResidualBlock(nn.Module):
+    """What MBConv and FusedMBConv share: the skip connection, where shapes allow it (stride 1,
+    equal channels), with stochastic depth on the branch; and the list of their parts."""
+
+    PARTS: tuple[str, ...] = ()  # sub-modules in forward order; an absent one is None
+
+    def _init_skip(self, in_ch: int, out_ch: int, stride: int, skip: bool, drop_path_rate: float) -> None:
+        self.has_skip = skip and stride == 1 and in_ch == out_ch
+        self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate else None
+
+    def _add_skip(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        if not self.has_skip:
+            return x
+        if self.drop_path is not None:
+            x = self.drop_path(x)
+        return x + shortcut
+
+    def parts(self) -> tuple[str, ...]:
+        """The parts this block has, in forward order (weight layouts are named from them)."""
+        return tuple(p for p in self.PARTS if getattr(self, p) is not None)
 
 
-class MBConv(nn.Module):
+class MBConv(ResidualBlock):
     """Mobile inverted bottleneck: narrow → wide (expand) → depthwise k×k → SE → narrow (project).
 
     The residual connection joins the two *narrow* ends, when shapes allow it (stride 1 and
@@ -139,18 +159,20 @@ class MBConv(nn.Module):
     nonlinearity destroys information (MobileNetV2's "linear bottleneck").
     """
 
+    PARTS = ("expand", "depthwise", "se", "project")
+
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: float,
                  se_ratio: float = 0.25, act: str = "silu", drop_path_rate: float = 0.0,
-                 bn_eps: float = 1e-5, tf_same_padding: bool = False, skip: bool = True):
+                 bn_eps: float = 1e-5, tf_same_padding: bool = False, skip: bool = True,
+                 mid_from: int | None = None):
         super().__init__()
-        mid = round_channels(in_ch * expand_ratio) if expand_ratio != 1 else in_ch
+        mid = mbconv_mid(in_ch, expand_ratio)
         opts = dict(bn_eps=bn_eps, tf_same_padding=tf_same_padding)
         self.expand = ConvBnAct(in_ch, mid, 1, act=act, **opts) if expand_ratio != 1 else None
         self.depthwise = ConvBnAct(mid, mid, kernel, stride, groups=mid, act=act, **opts)
-        self.se = SqueezeExcite(mid, _squeeze_channels(in_ch, se_ratio), act) if se_ratio else None
+        self.se = SqueezeExcite(mid, squeeze_channels(in_ch, se_ratio), act) if se_ratio else None
         self.project = ConvBnAct(mid, out_ch, 1, act=None, **opts)
-        self.has_skip = skip and stride == 1 and in_ch == out_ch
-        self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate else None
+        self._init_skip(in_ch, out_ch, stride, skip, drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -160,33 +182,44 @@ class MBConv(nn.Module):
         if self.se is not None:
             x = self.se(x)
         x = self.project(x)
-        if self.has_skip:
-            if self.drop_path is not None:
-                x = self.drop_path(x)
-            x = x + shortcut
-        return x
+        return self._add_skip(x, shortcut)  # joins the two narrow ends
 
 
-class FusedMBConv(MBConv):
-    """EdgeTPU's block (timm: EdgeResidual): one k×k conv replaces 1×1 expand + depthwise.
+class FusedMBConv(ResidualBlock):
+    """MBConv's sibling: one full k×k conv replaces the 1×1 expansion and the depthwise conv.
 
     A full k×k conv has more FLOPs than a depthwise one but runs better on accelerators that
-    are poor at depthwise convs, so EfficientNet-EdgeTPU uses it in the early, wide-spatial
-    stages. `mid_from` sizes the expansion from another channel count (a quirk of the TF
-    reference, where the first block expands as if its input had 24 channels). The forward
-    pass is MBConv's, with the depthwise step an identity.
+    are poor at depthwise convs, so EfficientNet-EdgeTPU and EfficientNetV2 use it in the early,
+    wide-spatial stages. With expand ratio 1 the k×k conv maps straight to the output channels
+    and there is no projection (EfficientNetV2's first stage). `mid_from` sizes the expansion
+    from another channel count (a quirk of the EdgeTPU reference).
     """
+
+    PARTS = ("expand", "se", "project")
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: float,
                  se_ratio: float = 0.0, act: str = "relu", drop_path_rate: float = 0.0,
                  bn_eps: float = 1e-5, tf_same_padding: bool = False, skip: bool = True,
                  mid_from: int | None = None):
-        nn.Module.__init__(self)  # not MBConv.__init__: that would build a depthwise conv
-        mid = round_channels((mid_from or in_ch) * expand_ratio)
+        super().__init__()
+        mid = out_ch if expand_ratio == 1 else fused_mid(in_ch, expand_ratio, mid_from)
         opts = dict(bn_eps=bn_eps, tf_same_padding=tf_same_padding)
         self.expand = ConvBnAct(in_ch, mid, kernel, stride, act=act, **opts)
-        self.depthwise = nn.Identity()  # folded into `expand`
-        self.se = SqueezeExcite(mid, _squeeze_channels(in_ch, se_ratio), act) if se_ratio else None
-        self.project = ConvBnAct(mid, out_ch, 1, act=None, **opts)
-        self.has_skip = skip and stride == 1 and in_ch == out_ch
-        self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate else None
+        self.se = SqueezeExcite(mid, squeeze_channels(in_ch, se_ratio), act) if se_ratio else None
+        self.project = ConvBnAct(mid, out_ch, 1, act=None, **opts) if expand_ratio != 1 else None
+        self._init_skip(in_ch, out_ch, stride, skip, drop_path_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.expand(x)
+        if self.se is not None:
+            x = self.se(x)
+        if self.project is not None:
+            x = self.project(x)
+        return self._add_skip(x, shortcut)
+
+
+def block_class(kind: str) -> type[nn.Module]:
+    """The module class that builds blocks of `kind`, as named in the one table of block kinds
+    (`effnet_lab.paper.blocks.BLOCK_KINDS`); a ValueError naming the known kinds otherwise."""
+    return getattr(sys.modules[__name__], block_kind(kind).module)

@@ -69,7 +69,7 @@ def alpha_denominator() -> int:
     tolerance=0.01,
 )
 def tiger_vs_tabby() -> float:
-    from ..data import data_path
+    from ...data.resources import data_path
     from ..explain import gradcam, prepare_image, rank_correlation
 
     model = lite0()

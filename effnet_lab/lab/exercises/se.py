@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from ..architecture import EfficientNetConfig
-from ..model import EfficientNet
+from ...model.network import EfficientNet
+from ...paper.architecture import EfficientNetConfig
+from ..measure import count_flops
 from . import exercise
 
 
@@ -48,8 +49,6 @@ def se_params() -> int:
 
 
 def _flops(module: torch.nn.Module, x: torch.Tensor) -> int:
-    from ..se_study import count_flops
-
     return count_flops(module.eval(), x)
 
 

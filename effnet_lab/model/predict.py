@@ -9,26 +9,16 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .data import (
-    ImageSource,
-    create_transform,
-    imagenet_class_names,
-    load_image,
-    resolve_data_config,
-)
+from ..data.config import resolve_data_config
+from ..data.images import ImageSource, load_image
+from ..data.resources import imagenet_class_names
+from ..data.transforms import create_transform
+from .device import model_device
 
 __all__ = ["Prediction", "predict"]
 
 # One image's result: (label, probability) pairs, most likely first.
 Prediction = list[tuple[str, float]]
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _check_logits(logits: Any) -> None:
@@ -83,7 +73,7 @@ def predict(
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
 
     transform = create_transform(**resolve_data_config(model))
-    home = _model_device(model)
+    home = model_device(model)
     target = torch.device(device) if device is not None else home
     # Remember every submodule's flag, not just the top one: model.train(True)
     # would also flip submodules the caller deliberately froze in eval mode.

@@ -29,7 +29,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import functional as TF
 
-from .data import ImageLoadError, load_image
+from .images import ImageLoadError, load_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",

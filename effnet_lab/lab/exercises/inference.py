@@ -21,8 +21,8 @@ from . import exercise, lite0
     "prints Resize(size=292, …), CenterCrop(size=(260, 260)).",
 )
 def resize() -> int:
-    from ..data import create_transform
-    from ..registry import get_entry
+    from ...data.transforms import create_transform
+    from ...model.registry import get_entry
 
     first = create_transform(**get_entry("efficientnet_lite2").data_config()).transforms[0]
     size = first.size
@@ -42,7 +42,10 @@ def resize() -> int:
     "A grayscale photo (camera.png) is immune: its three channels are equal.",
 )
 def bgr_top1() -> str:
-    from ..data import create_transform, data_path, imagenet_class_names, load_image, resolve_data_config
+    from ...data.config import resolve_data_config
+    from ...data.images import load_image
+    from ...data.resources import data_path, imagenet_class_names
+    from ...data.transforms import create_transform
 
     model = lite0()
     tensor = create_transform(**resolve_data_config(model))(load_image(data_path("images", "rocket.jpg")))
@@ -61,7 +64,7 @@ def bgr_top1() -> str:
     "before the next stride-2 stage: 112 channels at 224 / 16 = 14, so (112, 14, 14).",
 )
 def feature_shape() -> tuple[int, int, int]:
-    from ..registry import create_model
+    from ...model.registry import create_model
 
     trunk = create_model("efficientnet_lite0", features_only=True).eval()
     level = trunk.feature_info.reduction().index(16)

@@ -1,7 +1,7 @@
 """EfficientNet as data: the paper's Table 1 and the config that scales it. No torch here.
 
 `scaled_stages(config)` turns a config into the concrete per-stage numbers (channels,
-repeats, resolution) that `model.EfficientNet` builds, and that the scaling notebook's
+repeats, resolution) that `effnet_lab.model.EfficientNet` builds, and that the scaling notebook's
 sliders display, without ever creating a tensor.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+from .blocks import block_kind
 from .scaling import round_channels, round_repeats
 
 
@@ -17,7 +18,7 @@ from .scaling import round_channels, round_repeats
 class StageSpec:
     """One row of Table 1: `repeats` blocks of one kind; only the first block has `stride`."""
 
-    block: str  # "mbconv" (MBConv; expand 1 = depthwise-separable) or "fused" (FusedMBConv)
+    block: str  # a kind of blocks.BLOCK_KINDS: "mbconv" (expand 1 = depthwise-separable) or "fused"
     kernel: int
     stride: int
     expand: int
@@ -26,6 +27,9 @@ class StageSpec:
     se: float = 0.25  # squeeze-excitation ratio; 0 = no SE
     skip: bool = True  # residual connection where shapes allow
     mid_from: int | None = None  # FusedMBConv only: expand from this many channels (TF quirk)
+
+    def __post_init__(self) -> None:
+        block_kind(self.block)  # a typo fails here, naming the known kinds
 
 
 # EfficientNet-B0, Table 1 of the paper. Stage 1 (the 3×3 stem conv, 32 channels) and

@@ -1,0 +1,125 @@
+"""Every setting of a training run, in one dataclass; the command line is generated from it.
+
+Each field's default is written once, here. `build_parser` turns the fields into flags (timm's
+flag names where timm has one, given in the field's metadata), so a new field gets its flag
+without being restated anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+STRATEGIES = ("linear", "partial", "full")
+
+
+def _opt(default: Any, help: str = "", flags: tuple[str, ...] = (), **cli: Any) -> Any:
+    """A field with its command-line flag names and help (and, rarely, a different CLI default)."""
+    return field(default=default, metadata=dict(help=help, flags=flags, **cli))
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a fine-tuning run (saved inside its checkpoints)."""
+
+    data: str | None = _opt(None, "image folder: root/train/<class> and root/val/<class>, or root/<class>",
+                            required=True)
+    model: str = _opt("efficientnet_lite0", "a name from effnet_lab.list_models()")
+    # None: on for a registry name (finetune() starts from ImageNet weights); the command line
+    # keeps timm's default, off unless --pretrained.
+    pretrained: bool | None = _opt(None, "start from ImageNet weights (off by default, as in timm; "
+                                   "finetune() defaults to on)", cli_default=False)
+    epochs: int = _opt(5)
+    batch_size: int = _opt(32, flags=("-b", "--batch-size"))
+    lr: float = _opt(1e-3, "learning rate of the new classifier")
+    backbone_lr: float | None = _opt(None, "learning rate of the pretrained layers (default: lr / 10)")
+    weight_decay: float = _opt(0.01)
+    warmup_epochs: float = _opt(0.5)
+    min_lr_ratio: float = _opt(0.01, "the cosine decays to lr × this")
+    label_smoothing: float = _opt(0.1, "label smoothing", flags=("--smoothing",))
+    drop_rate: float | None = _opt(None, "dropout before the classifier (default: the model's)", flags=("--drop",))
+    drop_path_rate: float = _opt(0.1, "stochastic depth rate", flags=("--drop-path",))
+    strategy: str = _opt("full", "linear (head only) | partial (last --train-stages stages + head) | full",
+                         choices=STRATEGIES)
+    train_stages: int = _opt(2, "stages trained by --strategy partial")
+    # Keep every BatchNorm's pretrained statistics. On small datasets updating them from a few
+    # batches costs a lot of accuracy (demo data: 10–20 points after one epoch), so on by default.
+    freeze_bn_stats: bool = _opt(True, "keep the pretrained BatchNorm statistics (turn off for large datasets)")
+    img_size: int | None = _opt(None, "input size (default: the model's own)")
+    scale: tuple[float, float] = _opt((0.25, 1.0), "RandomResizedCrop area range", metavar=("MIN", "MAX"))
+    hflip: float = _opt(0.5, "horizontal flip probability")
+    color_jitter: float = _opt(0.2)
+    auto_augment: str | None = _opt(None, "randaugment | trivialaugment | augmix | autoaugment", flags=("--aa",))
+    val_fraction: float = _opt(0.2, "share of each class held out, for a folder without train/ and val/")
+    seed: int = _opt(0)
+    device: str | None = _opt(None, "cuda, mps or cpu (default: the best available)")
+    amp: bool | None = _opt(None, "mixed precision (default: on for CUDA)")
+    channels_last: bool | None = _opt(None, "channels_last memory format (default: on for CUDA)")
+    compile: bool = _opt(False, "torch.compile the model", flags=("--compile", "--torchcompile"))
+    grad_checkpointing: bool = _opt(False, "recompute activations in backward to save memory")
+    workers: int | None = _opt(None, "DataLoader workers (default: 0 on CPU, up to 8 on GPU)",
+                               flags=("-j", "--workers"))
+    output: str | None = _opt(None, "checkpoints and history go here (default: runs/<model>; in Python: not saved)")
+    resume: str | None = _opt(None, "last.pth of an interrupted run")
+    deterministic: bool = _opt(False, "deterministic algorithms (bit-identical resume on CPU)")
+    progress: bool = _opt(True, "progress bars")
+    check_images: bool = _opt(True, "open every image before training (--no-check-images: skip, for large folders)")
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        self.data = None if self.data is None else str(self.data)
+        self.scale = tuple(self.scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (saved inside checkpoints, which are read with weights_only=True)."""
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- command line
+def _value_type(hint: Any) -> tuple[type, bool]:
+    """(the value's type, whether None is allowed) of a field annotation like `float | None`."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (inner,) = [a for a in args if a is not type(None)]
+        return inner, True
+    return hint, False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m effnet_lab.train`'s flags, one per TrainConfig field."""
+    p = argparse.ArgumentParser(prog="python -m effnet_lab.train", description="Fine-tune an EfficientNet "
+                                "on a folder of images (root/train/<class>, root/val/<class>, or root/<class>).")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        meta = dict(f.metadata)
+        flags = meta.pop("flags") or (f"--{f.name.replace('_', '-')}",)
+        kw: dict[str, Any] = dict(dest=f.name, help=meta.pop("help") or None,
+                                  default=meta.pop("cli_default", f.default if f.default is not MISSING else None))
+        kind, _ = _value_type(hints[f.name])
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction  # --x / --no-x
+        elif typing.get_origin(kind) is tuple:
+            kw.update(type=typing.get_args(kind)[0], nargs=len(typing.get_args(kind)))
+        else:
+            kw["type"] = kind
+        kw.update(meta)  # required, choices, metavar
+        p.add_argument(*flags, **kw)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of a parsed command line. The CLI saves to runs/<model> unless --output says."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    if values["output"] is None:
+        values["output"] = str(Path("runs") / values["model"])
+    return TrainConfig(**values)
