@@ -158,7 +158,9 @@ def test_cli_writes_checkpoints_and_history(tiny, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "done: 1 epochs" in proc.stdout and (out / "last.pth").exists() and (out / "history.csv").exists()
 
-    bad = subprocess.run(cmd[:4] + [str(tmp_path / "nope")] + cmd[5:], capture_output=True, text=True, timeout=300)
+    bad_cmd = cmd[:4] + [str(tmp_path / "nope")] + cmd[5:]
+    bad_cmd[bad_cmd.index("--output") + 1] = str(tmp_path / "other")  # `out` holds a run now: that is refused too
+    bad = subprocess.run(bad_cmd, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "error:" in bad.stderr and "nope" in bad.stderr
 
 
@@ -172,14 +174,16 @@ def test_cli_reaches_every_setting():
             "--train-stages", "3", "--no-freeze-bn-stats", "--img-size", "160", "--scale", "0.5", "0.9",
             "--hflip", "0", "--color-jitter", "0.4", "--aa", "randaugment", "--val-fraction", "0.3", "--seed", "7",
             "--device", "cpu", "--no-amp", "--no-channels-last", "--compile", "--grad-checkpointing", "-j", "2",
-            "--output", "o", "--resume", "r.pth", "--deterministic", "--no-progress", "--no-check-images"]
+            "--output", "o", "--resume", "r.pth", "--overwrite", "--deterministic", "--no-progress",
+            "--no-check-images"]
     got = dataclasses.asdict(config_from_args(build_parser().parse_args(argv)))
     want = dict(data="d", model="efficientnet_b0", pretrained=True, epochs=3, batch_size=8, lr=0.02,
                 backbone_lr=0.001, weight_decay=0.05, warmup_epochs=1.0, min_lr_ratio=0.1, label_smoothing=0.2,
                 drop_rate=0.3, drop_path_rate=0.05, strategy="partial", train_stages=3, freeze_bn_stats=False,
                 img_size=160, scale=(0.5, 0.9), hflip=0.0, color_jitter=0.4, auto_augment="randaugment",
                 val_fraction=0.3, seed=7, device="cpu", amp=False, channels_last=False, compile=True,
-                grad_checkpointing=True, workers=2, output="o", resume="r.pth", deterministic=True, progress=False,
+                grad_checkpointing=True, workers=2, output="o", resume="r.pth", overwrite=True, deterministic=True,
+                progress=False,
                 check_images=False)
     assert got == want  # `want` names every TrainConfig field: a new field without a flag fails here
 

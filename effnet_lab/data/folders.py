@@ -79,6 +79,8 @@ class FolderSummary:
     auto_split: bool = False
     # Why each unreadable file was rejected (path -> short reason).
     errors: dict[Path, str] = field(default_factory=dict)
+    # Folder links that lead out of their class folder: not followed (they would mislabel images).
+    links_out: list[Path] = field(default_factory=list)
 
     @property
     def imbalance(self) -> float:
@@ -113,8 +115,11 @@ class FolderSummary:
         if len(self.classes) > shown:
             lines.append(f"  ... and {len(self.classes) - shown} more classes")
         lines.append(
-            f"Skipped {len(self.skipped_non_image)} non-image file(s); {len(self.unreadable)} unreadable image(s)"
+            f"Skipped {len(self.skipped_non_image)} non-image file(s); {len(self.unreadable)} unreadable image(s); "
+            f"{len(self.links_out)} folder link(s) leading out of their class folder (not followed)"
         )
+        for path in self.links_out[:5]:
+            lines.append(f"  link not followed: {self._rel(path)} -> {os.path.realpath(path)}")
         for path in self.unreadable[:5]:
             reason = self.errors.get(path)
             lines.append(f"  unreadable: {self._rel(path)}" + (f" ({reason})" if reason else ""))
@@ -144,9 +149,13 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted((p for p in entries if p.is_dir() and not _ignored(p.name)), key=lambda p: p.name)
 
 
-def _walk_files(folder: Path) -> list[Path]:
-    """Every non-hidden file below ``folder`` (following folder links once), sorted."""
+def _walk_files(folder: Path, links_out: list[Path] | None = None) -> list[Path]:
+    """Every non-hidden file below ``folder``, sorted. Folder links are followed only where they
+    lead to a place inside ``folder`` (once: no loops); a link leading out of it (to the dataset
+    root, another class) would label other images with this class, so it is not followed and
+    is appended to ``links_out``."""
     out: list[Path] = []
+    top = os.path.realpath(folder)
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -154,7 +163,17 @@ def _walk_files(folder: Path) -> list[Path]:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = [d for d in dirnames if not _ignored(d)]
+        keep = []
+        for d in dirnames:
+            if _ignored(d):
+                continue
+            target = os.path.realpath(os.path.join(dirpath, d))
+            if os.path.commonpath([top, target]) != top:
+                if links_out is not None:
+                    links_out.append(Path(dirpath) / d)
+                continue
+            keep.append(d)
+        dirnames[:] = keep
         # Hidden files include macOS '._name.jpg' resource forks, which are not images.
         out.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
     return sorted(out)
@@ -212,9 +231,9 @@ def _check_images(paths: Sequence[Path]) -> dict[Path, str]:
     return {p: r for p, r in zip(paths, reasons, strict=True) if r is not None}
 
 
-def _collect(class_dir: Path) -> tuple[list[Path], list[Path]]:
+def _collect(class_dir: Path, links_out: list[Path] | None = None) -> tuple[list[Path], list[Path]]:
     """(image files, non-image files) below one class folder."""
-    files = _walk_files(class_dir)
+    files = _walk_files(class_dir, links_out)
     return [f for f in files if is_image_file(f)], [f for f in files if not is_image_file(f)]
 
 
@@ -336,10 +355,11 @@ def scan_image_folder(
     # Gather files per split and class.
     found: dict[str, dict[str, list[Path]]] = {}
     skipped: list[Path] = []
+    links_out: list[Path] = []
     for split, dirs in split_dirs.items():
         found[split] = {}
         for cls in classes:
-            images, others = _collect(dirs[cls])
+            images, others = _collect(dirs[cls], links_out)
             found[split][cls] = images
             skipped.extend(others)
 
@@ -365,6 +385,9 @@ def scan_image_folder(
 
     if auto_split:
         train, val = _stratified_split(found["all"], classes, val_fraction, seed)
+        if not val:
+            raise DatasetError(f"splitting {root} leaves nothing to validate on: no class has the 2 or more images "
+                               f"a split needs (val_fraction={val_fraction}); add images, or give train/ and val/")
     else:
         train = [(p, i) for i, c in enumerate(classes) for p in found["train"][c]]
         val = [(p, i) for i, c in enumerate(classes) for p in found["val"][c]]
@@ -382,6 +405,7 @@ def scan_image_folder(
         unreadable=sorted(errors),
         auto_split=auto_split,
         errors=dict(sorted(errors.items())),
+        links_out=sorted(links_out),
     )
     return train, val, summary
 

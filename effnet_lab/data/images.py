@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import IO, Any, TypeAlias
@@ -95,6 +96,10 @@ def load_image(source: ImageSource | IO[bytes]) -> Image.Image:
         raise TypeError(f"load_image expects a path, file object or PIL image, got {type(source).__name__}")
 
     try:
+        if isinstance(source, (str, os.PathLike)):
+            # Decode from memory: Pillow's TIFF reader drops the EXIF orientation when it decodes
+            # from a file path, but applies it when decoding from bytes (found by tests/test_properties.py).
+            source = io.BytesIO(Path(source).read_bytes())
         with Image.open(source) as img:
             # Decode now: PIL opens lazily, and a truncated file would otherwise
             # only fail later, deep inside a transform.

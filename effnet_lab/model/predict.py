@@ -72,6 +72,9 @@ def predict(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
 
+    if getattr(model, "num_classes", None) == 0:
+        raise ValueError("predict needs a classifier, but this model has none (num_classes=0: it returns pooled "
+                         "features); give it one with model.reset_classifier(n) and train it, or load a checkpoint")
     transform = create_transform(**resolve_data_config(model))
     home = model_device(model)
     target = torch.device(device) if device is not None else home

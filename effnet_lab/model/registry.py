@@ -20,7 +20,7 @@ from torch import nn
 from ..data.config import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN
 from ..paper.architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig, config_from_dict
 from ..paper.scaling import RELEASED, RELEASED_LITE
-from ..weights.checkpoint import load_checkpoint_file
+from ..weights.checkpoint import CheckpointError, load_checkpoint_file
 from ..weights.layouts import load_weights
 from ..weights.pretrained import WeightsSource, pretrained_file
 from .network import EfficientNet, EfficientNetFeatures
@@ -221,6 +221,12 @@ def create_model(
         origin = str(checkpoint_path)
         if isinstance(meta.get("model_config"), dict):  # a training checkpoint knows its architecture
             config = config_from_dict(meta["model_config"])
+            if not same_architecture(config, entry.config):
+                trained = meta.get("model_name") or "another architecture"
+                hint = (f"create_model({trained!r}, checkpoint_path=...)" if trained in _REGISTRY else
+                        "EfficientNet(config_from_dict(checkpoint['model_config'])) and load_weights")
+                raise CheckpointError(f"{checkpoint_path}: holds the weights of {trained} (its saved architecture), "
+                                      f"not of {name}; load it with {hint}")
     elif source is not None:
         path = pretrained_file(name, source)
         state_dict, meta = load_checkpoint_file(path)
@@ -255,6 +261,16 @@ def create_model(
     if features_only:
         return EfficientNetFeatures(model, out_indices)
     return model
+
+
+# What decides the layers (not BN eps, padding, dropout or input size, which weights may change).
+_ARCH_FIELDS = ("stages", "width", "depth", "stem_channels", "head_channels", "act", "fixed_stem_head",
+                "fixed_first_last_depth")
+
+
+def same_architecture(a: EfficientNetConfig, b: EfficientNetConfig) -> bool:
+    """True when both configs build the same layers (weights of one fit the other)."""
+    return all(getattr(a, f) == getattr(b, f) for f in _ARCH_FIELDS)
 
 
 def _classifier_rows(state_dict) -> int | None:

@@ -8,20 +8,22 @@ from collections.abc import Sequence
 
 import torch.distributed as dist
 
+from ..weights.pretrained import PretrainedUnavailable
 from .config import build_parser, config_from_args
 from .loop import TrainingError
 from .trainer import Trainer, show_log
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = config_from_args(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)  # argparse reports its own errors (usage + one line), exit 2
     try:
         with show_log():  # the dataset summary and one line per epoch, on standard output
-            trainer = Trainer(config)
+            trainer = Trainer(config_from_args(args))  # every check runs here, before the first step
             start = time.perf_counter()
             trainer.fit()
-    except (TrainingError, ValueError) as e:  # DatasetError and CheckpointError are ValueErrors
-        print(f"error: {e}", file=sys.stderr)
+    except (TrainingError, ValueError, TypeError, PretrainedUnavailable, ImportError) as e:
+        # DatasetError, CheckpointError and the settings' checks are ValueErrors: one line, no traceback
+        print("error: " + " ".join(line.strip() for line in str(e).splitlines() if line.strip()), file=sys.stderr)
         return 1
     finally:
         if dist.is_initialized():

@@ -8,8 +8,10 @@ without being restated anywhere.
 from __future__ import annotations
 
 import argparse
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -65,24 +67,57 @@ class TrainConfig:
                                flags=("-j", "--workers"))
     output: str | None = _opt(None, "checkpoints and history go here (default: runs/<model>; in Python: not saved)")
     resume: str | None = _opt(None, "last.pth of an interrupted run")
+    overwrite: bool = _opt(False, "replace the run already in --output (refused otherwise: nothing is lost unasked)")
     deterministic: bool = _opt(False, "deterministic algorithms (bit-identical resume on CPU)")
     progress: bool = _opt(True, "progress bars")
     check_images: bool = _opt(True, "open every image before training (--no-check-images: skip, for large folders)")
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        """Every value is used as given or refused here, naming the setting and its flag."""
         self.data = None if self.data is None else str(self.data)
         self.scale = tuple(self.scale)
+        _one_of(self, "strategy", STRATEGIES)
+        _one_of(self, "auto_augment", (None, "randaugment", "trivialaugment", "augmix", "autoaugment"))
+        for name in ("epochs", "batch_size", "img_size"):
+            _check(self, name, lambda v: v is None or (isinstance(v, int) and v >= 1), "an integer of at least 1")
+        for name in ("train_stages", "workers", "seed"):
+            _check(self, name, lambda v: v is None or (isinstance(v, int) and v >= 0), "an integer of at least 0")
+        for name in ("lr", "backbone_lr"):
+            _check(self, name, lambda v: v is None or (math.isfinite(v) and v > 0), "a positive number")
+        for name in ("weight_decay", "warmup_epochs", "color_jitter"):
+            _check(self, name, lambda v: math.isfinite(v) and v >= 0, "a number of at least 0")
+        for name in ("min_lr_ratio", "hflip"):
+            _check(self, name, lambda v: 0 <= v <= 1, "in [0, 1]")
+        for name in ("label_smoothing", "drop_rate", "drop_path_rate"):
+            _check(self, name, lambda v: v is None or 0 <= v < 1, "in [0, 1)")
+        _check(self, "val_fraction", lambda v: 0 < v < 1, "strictly between 0 and 1")
+        _check(self, "scale", lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "(min, max) with 0 < min <= max <= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (saved inside checkpoints, which are read with weights_only=True)."""
         return asdict(self)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field ("label_smoothing" -> "--smoothing")."""
+    f = TrainConfig.__dataclass_fields__[name]
+    return (f.metadata.get("flags") or (f"--{name.replace('_', '-')}",))[-1]
+
+
+def _check(cfg: TrainConfig, name: str, ok: Callable[[Any], bool], wanted: str) -> None:
+    value = getattr(cfg, name)
+    try:
+        good = ok(value)
+    except TypeError:
+        good = False
+    if not good:
+        raise ValueError(f"{name} ({flag(name)}) must be {wanted}, got {value!r}")
+
+
+def _one_of(cfg: TrainConfig, name: str, choices: tuple) -> None:
+    if getattr(cfg, name) not in choices:
+        raise ValueError(f"{name} ({flag(name)}) must be one of {[c for c in choices if c is not None]}, "
+                         f"got {getattr(cfg, name)!r}")
 
 
 # ----------------------------------------------------------------------------- command line
@@ -95,9 +130,14 @@ def _value_type(hint: Any) -> tuple[type, bool]:
     return hint, False
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + error
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """`python -m effnet_lab.train`'s flags, one per TrainConfig field."""
-    p = argparse.ArgumentParser(prog="python -m effnet_lab.train", description="Fine-tune an EfficientNet "
+    p = _OneLineParser(prog="python -m effnet_lab.train", description="Fine-tune an EfficientNet "
                                 "on a folder of images (root/train/<class>, root/val/<class>, or root/<class>).")
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):

@@ -40,13 +40,13 @@ from torch.utils.data import DataLoader, Dataset, random_split
 from tqdm.auto import tqdm
 
 from ..data.config import resolve_data_config
-from ..data.folders import FolderSummary, image_folder_datasets
+from ..data.folders import FolderSummary, ImageFolderDataset, scan_image_folder
 from ..data.transforms import create_transform
 from ..model.device import pick_device
 from ..model.network import EfficientNet, optimizer_param_groups
 from ..model.registry import create_model
 from ..paper.architecture import EfficientNetConfig, config_to_dict
-from ..weights.checkpoint import CheckpointError, read_checkpoint, save_atomic, write_text_atomic
+from ..weights.checkpoint import CheckpointError, check_finite, read_checkpoint, save_atomic, write_text_atomic
 from . import loop
 from .config import TrainConfig
 from .distributed import EpochShuffle, Shard, all_reduce_sum, distributed_setup
@@ -54,8 +54,14 @@ from .loop import EvalResult, NonFiniteLoss, OutOfMemory, TrainingError
 
 log = logging.getLogger(__name__)
 
+RUN_FILES = ("last.pth", "best.pth", "history.json", "history.csv")  # what a run writes in its --output
+
 ModelSpec = str | EfficientNetConfig | nn.Module
 DataSpec = str | os.PathLike | Dataset | tuple[Dataset, Dataset]
+
+
+class RunExistsError(TrainingError):
+    """The output folder already holds another run; nothing was overwritten."""
 
 
 @dataclass
@@ -88,13 +94,16 @@ class Trainer:
         if datasets is None and config.data is None:
             raise ValueError("no data: pass an image folder (data='path') or datasets (data=(train_set, val_set))")
         self.config = cfg = config
+        self._check_paths()  # before any work: nothing is lost, no epoch is wasted on a bad path
         self._setup_runtime()
         loop.seed_everything(cfg.seed)
+        scanned = self._scan_folder() if datasets is None else None
 
         self.model = self._build_model(model if model is not None and not isinstance(model, str) else cfg.model)
         data_cfg = resolve_data_config(self.model, **({"img_size": cfg.img_size} if cfg.img_size else {}))
         self.data_config = data_cfg
-        self.train_set, self.val_set, self.class_names, self.summary = self._build_data(datasets, class_names)
+        self.train_set, self.val_set, self.class_names, self.summary = self._build_data(scanned or datasets,
+                                                                                      class_names)
         self._log(str(self.summary) if self.summary else
                   f"{len(self.class_names)} classes, {len(self.train_set)} train / {len(self.val_set)} val samples")
         self._fit_model_to_data()
@@ -109,12 +118,39 @@ class Trainer:
             self.load_checkpoint(cfg.resume)
 
     # -- setup ------------------------------------------------------------------------------
+    def _check_paths(self) -> None:
+        """Refuse, before anything runs, an --output that is a file or already holds another run
+        (unless resuming it, or --overwrite), and a --resume that does not exist."""
+        cfg = self.config
+        if cfg.resume and not Path(cfg.resume).is_file():
+            raise TrainingError(f"resume: checkpoint {cfg.resume!r} does not exist"
+                                + (" (it is a folder: pass its last.pth)" if Path(cfg.resume).is_dir() else ""))
+        if not cfg.output:
+            return
+        out = Path(cfg.output)
+        if out.exists() and not out.is_dir():
+            raise TrainingError(f"--output {cfg.output!r} is an existing file, not a folder: choose a folder")
+        held = sorted(p.name for p in (out / n for n in RUN_FILES) if p.exists())
+        resuming_here = cfg.resume and Path(cfg.resume).resolve().parent == out.resolve()
+        if held and not resuming_here and not cfg.overwrite:
+            raise RunExistsError(
+                f"--output {cfg.output!r} already holds a run ({', '.join(held)}): continue it with "
+                f"--resume {out / 'last.pth'}, choose another --output, or pass --overwrite to replace it")
+
     def _setup_runtime(self) -> None:
         """Processes, device, precision, memory format, determinism."""
         cfg = self.config
         self.rank, self.world = distributed_setup()
         self.is_main = self.rank == 0
-        self.device = pick_device(cfg.device)
+        try:
+            self.device = pick_device(cfg.device)
+        except RuntimeError as e:
+            raise ValueError(f"device (--device) {cfg.device!r} is not a device torch knows: {e}") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device (--device) {cfg.device!r}: no CUDA GPU is available here "
+                             "(torch.cuda.is_available() is False); use --device cpu or leave it out")
+        if self.device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device (--device) {cfg.device!r}: Apple's MPS is not available here")
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(self.device)
@@ -146,16 +182,22 @@ class Trainer:
         raise TypeError(f"model must be a registry name, an EfficientNetConfig or an nn.Module, "
                         f"got {type(spec).__name__}")
 
-    def _build_data(self, datasets: Dataset | tuple[Dataset, Dataset] | None, class_names: Sequence[str] | None,
+    def _scan_folder(self) -> tuple[list, list, FolderSummary]:
+        """Classes, images and the train/val split of the image folder, every image checked."""
+        cfg = self.config
+        return scan_image_folder(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                                 check_images=cfg.check_images)
+
+    def _build_data(self, datasets: tuple | Dataset, class_names: Sequence[str] | None,
                     ) -> tuple[Dataset, Dataset, list[str], FolderSummary | None]:
         cfg = self.config
-        if datasets is None:  # an image folder, checked before anything trains
+        if isinstance(datasets, tuple) and len(datasets) == 3 and isinstance(datasets[2], FolderSummary):
+            train, val, summary = datasets  # a scanned folder: add the model's preprocessing
             train_tf = create_transform(**self.data_config, is_training=True, scale=cfg.scale, hflip=cfg.hflip,
                                         color_jitter=cfg.color_jitter, auto_augment=cfg.auto_augment)
-            train_set, val_set, summary = image_folder_datasets(
-                cfg.data, train_tf, create_transform(**self.data_config), val_fraction=cfg.val_fraction,
-                seed=cfg.seed, check_images=cfg.check_images)
-            return train_set, val_set, list(summary.classes), summary
+            return (ImageFolderDataset(train, summary.classes, train_tf),
+                    ImageFolderDataset(val, summary.classes, create_transform(**self.data_config)),
+                    list(summary.classes), summary)
         if isinstance(datasets, tuple | list):
             if len(datasets) != 2:
                 raise ValueError(f"data must be one dataset or a (train, val) pair, got {len(datasets)} items")
@@ -370,9 +412,11 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Continue a run: weights, optimizer, schedule, scaler, epoch, RNG and history."""
-        if not Path(path).exists():
+        if not Path(path).is_file():
             raise TrainingError(f"resume: checkpoint {str(path)!r} does not exist")
         raw = read_checkpoint(path)
+        if not isinstance(raw, dict):
+            raise TrainingError(f"resume: {path} is not a training checkpoint (it holds a {type(raw).__name__})")
         missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "class_names") if k not in raw]
         if missing:
             raise TrainingError(f"resume: {path} is not a training checkpoint (no {', '.join(missing)}); "
@@ -380,6 +424,7 @@ class Trainer:
         if list(raw["class_names"]) != self.class_names:
             raise TrainingError(f"resume: {path} was trained on classes {raw['class_names']}, but "
                                 f"{self.config.data or 'the datasets'} have {self.class_names}")
+        check_finite(raw["model"], str(path))
         try:
             self.model.load_state_dict(raw["model"])
         except RuntimeError as e:

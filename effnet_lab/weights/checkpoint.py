@@ -17,8 +17,8 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["CheckpointError", "load_checkpoint_file", "read_checkpoint", "save_atomic", "unwrap_checkpoint",
-           "write_atomic", "write_text_atomic"]
+__all__ = ["CheckpointError", "check_finite", "load_checkpoint_file", "read_checkpoint", "save_atomic",
+           "unwrap_checkpoint", "write_atomic", "write_text_atomic"]
 
 
 class CheckpointError(ValueError):
@@ -45,19 +45,29 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # torch's weights-only unpickler names what it refused on a line of its own
-        refused = [line for line in str(e).splitlines() if "GLOBAL" in line or "Unsupported" in line]
+        # (what it says of garbage is "Unsupported operand": not a pickle at all, nothing refused)
+        refused = [line for line in str(e).splitlines() if "GLOBAL" in line]
         if str(e).startswith("Weights only load failed") and refused:
             raise CheckpointError(
                 f"refused to load {str(path)!r}: it is not a plain tensor checkpoint (loading it would "
                 f"execute or construct arbitrary Python objects). Only state dicts are accepted. "
                 f"Detail: {refused[0].strip()}") from None
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # a pickle's PROTO opcode
+            raise CheckpointError(
+                f"refused to load {str(path)!r}: it is a raw Python pickle, not a tensor checkpoint (loading it "
+                f"could execute arbitrary code). Only state dicts saved with torch.save are accepted.") from None
         raise CheckpointError(_unreadable(path, e)) from None
     except Exception as e:  # torch raises many types for garbage: RuntimeError, EOFError, IndexError…
         raise CheckpointError(_unreadable(path, e)) from None
 
 
 def _unreadable(path: Path, e: BaseException) -> str:
-    detail = str(e).splitlines()[0] if str(e) else ""
+    # torch's own advice (re-run with weights_only=False) is no help for a file that is no checkpoint
+    lines = [line.strip() for line in str(e).splitlines() if line.strip() and "weights_only" not in line
+             and not line.startswith(("Weights only load failed", "Check the documentation"))]
+    detail = lines[0] if lines else ""
     return (f"could not read checkpoint {str(path)!r}: the file is empty, truncated, corrupt or not a "
             f"PyTorch checkpoint ({type(e).__name__}{': ' + detail if detail else ''})")
 
@@ -88,7 +98,17 @@ def unwrap_checkpoint(obj: Any, source: str = "checkpoint") -> tuple[dict[str, t
     sd = dict(obj)
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
+    check_finite(sd, source)
     return sd, meta
+
+
+def check_finite(state_dict: Mapping[str, Any], source: str = "checkpoint") -> None:
+    """Refuse weights holding NaN or infinity: a model built from them predicts NaN."""
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            bad = (~torch.isfinite(value)).sum().item()
+            raise CheckpointError(f"{source}: tensor {key!r} holds {bad} NaN/infinite value(s) of {value.numel()}: "
+                                  f"the weights are broken (a diverged run?); use an earlier checkpoint")
 
 
 # --------------------------------------------------------------------------- writing files
@@ -96,17 +116,29 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """Call `write(f)` on a temporary file in `path`'s folder, then rename it over `path`.
 
     A rename within one file system is atomic, so a crash or kill mid-write leaves the
-    previous file intact instead of a truncated one; a failed write leaves no temporary file.
+    previous file intact instead of a truncated one. A failed write (disk full, quota, no
+    permission) raises `CheckpointError` naming the file and the cause and leaves no temporary
+    file; one left behind by a killed write is removed by the next write of the same file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a killed write's leftovers
+            stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CheckpointError(f"could not write {str(path)!r}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as a RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        cause = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise CheckpointError(f"could not write {str(path)!r}: {cause} (the previous file, if any, "
+                              f"is unchanged)") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
