@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from .config import STRATEGIES, TrainConfig, build_parser, config_from_args
 from .loop import EvalResult, TrainingError, evaluate, train_one_epoch, train_step, warmup_cosine
-from .trainer import EpochMetrics, Trainer, finetune, show_log
+from .trainer import EpochMetrics, RunExistsError, Trainer, finetune, show_log
 
-__all__ = ["STRATEGIES", "EpochMetrics", "EvalResult", "TrainConfig", "Trainer", "TrainingError", "build_parser",
-           "config_from_args", "evaluate", "finetune", "show_log", "train_one_epoch", "train_step",
+__all__ = ["STRATEGIES", "EpochMetrics", "EvalResult", "RunExistsError", "TrainConfig", "Trainer", "TrainingError",
+           "build_parser", "config_from_args", "evaluate", "finetune", "show_log", "train_one_epoch", "train_step",
            "warmup_cosine"]
