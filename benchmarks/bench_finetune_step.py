@@ -72,7 +72,7 @@ def timm_twin(trainer: Trainer) -> Candidate:
     if ours.config.tf_same_padding and not name.startswith("tf_"):
         name = "tf_" + name
     theirs = timm.create_model(name, num_classes=ours.num_classes, drop_rate=ours.head_drop.p,
-                               drop_path_rate=cfg.drop_path_rate)
+                               drop_path_rate=ours.config.drop_path_rate)
     theirs.load_state_dict(export_state_dict(ours, "timm"), strict=True)
     theirs.to(trainer.device)
     if trainer.channels_last:
@@ -170,7 +170,7 @@ def measure(a: argparse.Namespace, strategy: str, warmup: int, worker_args: list
               f"{torch.get_num_threads()} threads, amp {ref.amp}"
               f"{f' ({ref.autocast_dtype})' if ref.amp else ''}, channels_last {ref.channels_last}, "
               f"compile {ref.config.compile}; torch {torch.__version__}, timm {timm.__version__}")
-        print(f"AdamW, label smoothing {ref.config.label_smoothing}, drop path {ref.config.drop_path_rate}, "
+        print(f"AdamW, label smoothing {ref.config.label_smoothing}, drop path {ref.model.config.drop_path_rate}, "
               f"BatchNorm statistics frozen {ref.config.freeze_bn_stats}; {a.rounds * a.iters} timed steps "
               f"per candidate, interleaved, after {warmup} warm-up steps")
     diff = eval_logit_diff(cands, images)

@@ -143,7 +143,7 @@ def test_a_folder_link_back_up_does_not_mislabel(tmp_path):
     assert all(label == p.relative_to(root.resolve()).parts[0] for p, label in labelled.items())
     assert summary.counts["train"]["b"] + summary.counts["val"]["b"] == 3
     assert summary.links_out == [root.resolve() / "a" / "everything"]
-    assert "1 folder link(s) leading out of their class folder" in str(summary)
+    assert "1 link(s) leading out of their class folder" in str(summary)
 
 
 # ------------------------------------------------------------------------------ checkpoints
@@ -337,3 +337,70 @@ def test_cli_argument_errors_are_one_line(argv, capsys):
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2
     assert len(err.splitlines()) == 1 and "error:" in err and "--help" in err, err
+
+
+# ------------------------------------------------------------------------------ found in review
+def test_resume_with_other_trainable_parameters_is_refused_and_changes_nothing(tiny, lite0_run):
+    trainer = Trainer(TrainConfig(data=str(tiny), **quick(strategy="linear")))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="--strategy full.*this run: --strategy linear"):
+        trainer.load_checkpoint(lite0_run / "last.pth")
+    assert trainer.epoch == 0 and all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_resuming_from_best_pth_would_overwrite_last_pth(tiny, lite0_run):
+    with pytest.raises(TrainingError, match="not the run's last.pth"):
+        Trainer(TrainConfig(data=str(tiny), output=str(lite0_run), resume=str(lite0_run / "best.pth"),
+                            **quick(epochs=3)))
+
+
+def test_cli_resume_without_output_continues_in_the_runs_folder(tiny, lite0_run, tmp_path, monkeypatch):
+    from effnet_lab.train import build_parser, config_from_args
+
+    monkeypatch.chdir(tmp_path)
+    config = config_from_args(build_parser().parse_args(["--data", str(tiny), "--resume", str(lite0_run / "last.pth")]))
+    assert Path(config.output) == lite0_run
+
+
+def test_a_file_link_to_another_class_is_not_followed(tmp_path):
+    root = _flat(tmp_path / "root", {"a": 2, "b": 2})
+    (root / "b" / "stolen.png").symlink_to(root / "a" / "0.png")
+    elsewhere = photo(tmp_path / "library" / "mine.png", seed=9)
+    (root / "b" / "from_library.png").symlink_to(elsewhere)  # a link to a photo outside the dataset: kept
+    train, val, summary = scan_image_folder(root, val_fraction=0.4)
+    names = {p.name: summary.classes[y] for p, y in train + val}
+    assert "stolen.png" not in names and names["from_library.png"] == "b"
+    assert [p.name for p in summary.links_out] == ["stolen.png"]
+
+
+def test_a_module_of_your_own_must_fit_the_data(tiny):
+    wrong = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    with pytest.raises(ValueError, match=r"gives \(1, 10\) for one sample, but the data has 2 classes"):
+        Trainer(model=wrong, data=str(tiny), **{k: v for k, v in quick().items() if k != "model"})
+    with pytest.raises(ValueError, match="set_grad_checkpointing"):
+        Trainer(model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2)), data=str(tiny),
+                grad_checkpointing=True, **{k: v for k, v in quick().items() if k != "model"})
+
+
+def test_a_config_trains_at_its_own_resolution(tiny):
+    small = effnet_lab.EfficientNetConfig(width=0.25, depth=0.25, resolution=48, drop_path_rate=0.05)
+    trainer = Trainer(model=small, data=str(tiny), pretrained=None, epochs=1, batch_size=4, progress=False)
+    assert trainer.data_config["input_size"] == (3, 48, 48)
+    assert trainer.model.config.drop_path_rate == 0.05  # the config's own, not the fine-tuning default
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_raw_pickle_is_refused_as_one(tmp_path, protocol):
+    import pickle
+
+    path = tmp_path / "raw.pth"
+    path.write_bytes(pickle.dumps({"stem.conv.weight": [1.0]}, protocol=protocol))
+    with pytest.raises(CheckpointError, match="raw Python pickle"):
+        effnet_lab.create_model("efficientnet_lite0", checkpoint_path=path)
+
+
+@pytest.mark.parametrize("settings, flag", [(dict(scale=0.5), "--scale"), (dict(epochs=True), "--epochs")])
+def test_settings_of_the_wrong_type_are_named(settings, flag):
+    with pytest.raises(ValueError, match=flag):
+        TrainConfig(data="d", **settings)

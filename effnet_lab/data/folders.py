@@ -116,7 +116,7 @@ class FolderSummary:
             lines.append(f"  ... and {len(self.classes) - shown} more classes")
         lines.append(
             f"Skipped {len(self.skipped_non_image)} non-image file(s); {len(self.unreadable)} unreadable image(s); "
-            f"{len(self.links_out)} folder link(s) leading out of their class folder (not followed)"
+            f"{len(self.links_out)} link(s) leading out of their class folder (not followed)"
         )
         for path in self.links_out[:5]:
             lines.append(f"  link not followed: {self._rel(path)} -> {os.path.realpath(path)}")
@@ -149,13 +149,22 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted((p for p in entries if p.is_dir() and not _ignored(p.name)), key=lambda p: p.name)
 
 
-def _walk_files(folder: Path, links_out: list[Path] | None = None) -> list[Path]:
-    """Every non-hidden file below ``folder``, sorted. Folder links are followed only where they
-    lead to a place inside ``folder`` (once: no loops); a link leading out of it (to the dataset
-    root, another class) would label other images with this class, so it is not followed and
-    is appended to ``links_out``."""
+def _walk_files(folder: Path, links_out: list[Path] | None = None, root: Path | None = None) -> list[Path]:
+    """Every non-hidden file below ``folder``, sorted.
+
+    Folder links are followed only where they lead to a place inside ``folder`` (once: no
+    loops); file links are followed unless they lead into another part of the dataset ``root``.
+    Either would label another class's images with this one (a link to the dataset root,
+    to a sibling class), so they are left out and appended to ``links_out``. Links to photos
+    elsewhere on disk (a folder of links to your library) are kept.
+    """
     out: list[Path] = []
     top = os.path.realpath(folder)
+    dataset = os.path.realpath(root) if root is not None else top
+
+    def inside(path: str, place: str) -> bool:
+        return os.path.commonpath([place, path]) == place
+
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -167,15 +176,22 @@ def _walk_files(folder: Path, links_out: list[Path] | None = None) -> list[Path]
         for d in dirnames:
             if _ignored(d):
                 continue
-            target = os.path.realpath(os.path.join(dirpath, d))
-            if os.path.commonpath([top, target]) != top:
+            if not inside(os.path.realpath(os.path.join(dirpath, d)), top):
                 if links_out is not None:
                     links_out.append(Path(dirpath) / d)
                 continue
             keep.append(d)
         dirnames[:] = keep
-        # Hidden files include macOS '._name.jpg' resource forks, which are not images.
-        out.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+        for f in filenames:
+            if f.startswith("."):  # hidden files include macOS '._name.jpg' resource forks, not images
+                continue
+            path = os.path.join(dirpath, f)
+            target = os.path.realpath(path)
+            if os.path.islink(path) and inside(target, dataset) and not inside(target, top):
+                if links_out is not None:
+                    links_out.append(Path(path))
+                continue
+            out.append(Path(path))
     return sorted(out)
 
 
@@ -231,9 +247,10 @@ def _check_images(paths: Sequence[Path]) -> dict[Path, str]:
     return {p: r for p, r in zip(paths, reasons, strict=True) if r is not None}
 
 
-def _collect(class_dir: Path, links_out: list[Path] | None = None) -> tuple[list[Path], list[Path]]:
+def _collect(class_dir: Path, links_out: list[Path] | None = None, root: Path | None = None,
+             ) -> tuple[list[Path], list[Path]]:
     """(image files, non-image files) below one class folder."""
-    files = _walk_files(class_dir, links_out)
+    files = _walk_files(class_dir, links_out, root)
     return [f for f in files if is_image_file(f)], [f for f in files if not is_image_file(f)]
 
 
@@ -359,7 +376,7 @@ def scan_image_folder(
     for split, dirs in split_dirs.items():
         found[split] = {}
         for cls in classes:
-            images, others = _collect(dirs[cls], links_out)
+            images, others = _collect(dirs[cls], links_out, root)
             found[split][cls] = images
             skipped.extend(others)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 STRATEGIES = ("linear", "partial", "full")
+DEFAULT_DROP_PATH = 0.1  # stochastic depth when fine-tuning a registry model
 
 
 def _opt(default: Any, help: str = "", flags: tuple[str, ...] = (), **cli: Any) -> Any:
@@ -44,7 +45,8 @@ class TrainConfig:
     min_lr_ratio: float = _opt(0.01, "the cosine decays to lr × this")
     label_smoothing: float = _opt(0.1, "label smoothing", flags=("--smoothing",))
     drop_rate: float | None = _opt(None, "dropout before the classifier (default: the model's)", flags=("--drop",))
-    drop_path_rate: float = _opt(0.1, "stochastic depth rate", flags=("--drop-path",))
+    drop_path_rate: float | None = _opt(None, f"stochastic depth rate (default: {DEFAULT_DROP_PATH} for a registry "
+                                        "model, a config's own otherwise)", flags=("--drop-path",))
     strategy: str = _opt("full", "linear (head only) | partial (last --train-stages stages + head) | full",
                          choices=STRATEGIES)
     train_stages: int = _opt(2, "stages trained by --strategy partial")
@@ -75,13 +77,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Every value is used as given or refused here, naming the setting and its flag."""
         self.data = None if self.data is None else str(self.data)
-        self.scale = tuple(self.scale)
+        self.scale = tuple(self.scale) if isinstance(self.scale, list | tuple) else self.scale
         _one_of(self, "strategy", STRATEGIES)
         _one_of(self, "auto_augment", (None, "randaugment", "trivialaugment", "augmix", "autoaugment"))
         for name in ("epochs", "batch_size", "img_size"):
-            _check(self, name, lambda v: v is None or (isinstance(v, int) and v >= 1), "an integer of at least 1")
+            _check(self, name, lambda v: v is None or (_integer(v) and v >= 1), "an integer of at least 1")
         for name in ("train_stages", "workers", "seed"):
-            _check(self, name, lambda v: v is None or (isinstance(v, int) and v >= 0), "an integer of at least 0")
+            _check(self, name, lambda v: v is None or (_integer(v) and v >= 0), "an integer of at least 0")
         for name in ("lr", "backbone_lr"):
             _check(self, name, lambda v: v is None or (math.isfinite(v) and v > 0), "a positive number")
         for name in ("weight_decay", "warmup_epochs", "color_jitter"):
@@ -102,6 +104,10 @@ def flag(name: str) -> str:
     """The command-line flag of a TrainConfig field ("label_smoothing" -> "--smoothing")."""
     f = TrainConfig.__dataclass_fields__[name]
     return (f.metadata.get("flags") or (f"--{name.replace('_', '-')}",))[-1]
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check(cfg: TrainConfig, name: str, ok: Callable[[Any], bool], wanted: str) -> None:
@@ -160,6 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of a parsed command line. The CLI saves to runs/<model> unless --output says."""
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
-    if values["output"] is None:
-        values["output"] = str(Path("runs") / values["model"])
+    if values["output"] is None:  # continue a run where it is, else a folder named after the model
+        values["output"] = str(Path(values["resume"]).parent if values["resume"] else Path("runs") / values["model"])
     return TrainConfig(**values)

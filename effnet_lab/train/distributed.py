@@ -56,7 +56,8 @@ class EpochShuffle(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed * 10_007 + self.epoch)
         order = torch.randperm(self.n, generator=g).tolist()
         per_rank = math.ceil(self.n / self.world)
-        order += order[: per_rank * self.world - self.n]  # pad so every rank has as many batches
+        # pad (cycling, even when there are fewer samples than ranks) so every rank has as many batches
+        order = (order * math.ceil(per_rank * self.world / max(1, self.n)))[: per_rank * self.world]
         return iter(order[self.rank::self.world])
 
     def __len__(self) -> int:

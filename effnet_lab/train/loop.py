@@ -189,6 +189,8 @@ def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     try:
         for images, labels in loader:
             images, labels = to_device(images, labels, device, channels_last)
+            if len(labels) and (labels.min() < 0 or labels.max() >= k):
+                raise ValueError(f"a label {labels.max().item()} is out of range for {k} classes")
             with autocast():
                 logits = model(images).float()
             sums[0] += F.cross_entropy(logits, labels, reduction="sum").double()

@@ -47,8 +47,9 @@ from ..model.network import EfficientNet, optimizer_param_groups
 from ..model.registry import create_model
 from ..paper.architecture import EfficientNetConfig, config_to_dict
 from ..weights.checkpoint import CheckpointError, check_finite, read_checkpoint, save_atomic, write_text_atomic
+from ..weights.layouts import mismatch_message
 from . import loop
-from .config import TrainConfig
+from .config import DEFAULT_DROP_PATH, TrainConfig
 from .distributed import EpochShuffle, Shard, all_reduce_sum, distributed_setup
 from .loop import EvalResult, NonFiniteLoss, OutOfMemory, TrainingError
 
@@ -131,8 +132,12 @@ class Trainer:
         if out.exists() and not out.is_dir():
             raise TrainingError(f"--output {cfg.output!r} is an existing file, not a folder: choose a folder")
         held = sorted(p.name for p in (out / n for n in RUN_FILES) if p.exists())
-        resuming_here = cfg.resume and Path(cfg.resume).resolve().parent == out.resolve()
+        resuming_here = cfg.resume and Path(cfg.resume).resolve() == (out / "last.pth").resolve()
         if held and not resuming_here and not cfg.overwrite:
+            if cfg.resume and Path(cfg.resume).resolve().parent == out.resolve():
+                raise RunExistsError(f"--resume {cfg.resume!r} is not the run's last.pth: continuing from it would "
+                                     f"overwrite the newer {out / 'last.pth'}; copy it to another --output, or pass "
+                                     f"--overwrite")
             raise RunExistsError(
                 f"--output {cfg.output!r} already holds a run ({', '.join(held)}): continue it with "
                 f"--resume {out / 'last.pth'}, choose another --output, or pass --overwrite to replace it")
@@ -149,6 +154,8 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device (--device) {cfg.device!r}: no CUDA GPU is available here "
                              "(torch.cuda.is_available() is False); use --device cpu or leave it out")
+        if self.device.type == "cuda" and (self.device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"device (--device) {cfg.device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
         if self.device.type == "mps" and not torch.backends.mps.is_available():
             raise ValueError(f"device (--device) {cfg.device!r}: Apple's MPS is not available here")
         if self.world > 1 and self.device.type == "cuda":
@@ -166,16 +173,18 @@ class Trainer:
         cfg = self.config
         if isinstance(spec, str):
             pretrained = True if cfg.pretrained is None else cfg.pretrained
+            drop_path = DEFAULT_DROP_PATH if cfg.drop_path_rate is None else cfg.drop_path_rate
             return create_model(spec, pretrained=pretrained, num_classes=1000, drop_rate=cfg.drop_rate,
-                                drop_path_rate=cfg.drop_path_rate)
+                                drop_path_rate=drop_path)
         if cfg.pretrained:
             raise ValueError("pretrained=True needs a registry name (model='efficientnet_lite0'); a config or a "
                              "module you pass is used with the weights it has")
-        if isinstance(spec, EfficientNetConfig):
-            arch = replace(spec, drop_path_rate=cfg.drop_path_rate,
+        if isinstance(spec, EfficientNetConfig):  # its own input size, dropout and drop path unless overridden
+            arch = replace(spec, **({"drop_path_rate": cfg.drop_path_rate} if cfg.drop_path_rate is not None else {}),
                            **({"dropout": cfg.drop_rate} if cfg.drop_rate is not None else {}))
             self.config = replace(cfg, model="custom EfficientNetConfig")
-            return EfficientNet(arch, num_classes=1000)
+            size = (3, arch.resolution, arch.resolution)
+            return EfficientNet(arch, num_classes=1000, pretrained_cfg={"input_size": size, "architecture": "custom"})
         if isinstance(spec, nn.Module):
             self.config = replace(cfg, model=f"custom {type(spec).__name__}")
             return spec
@@ -227,12 +236,31 @@ class Trainer:
         if cfg.strategy != "full" and not isinstance(m, EfficientNet):
             raise ValueError(f"strategy={cfg.strategy!r} freezes stages of an EfficientNet; train "
                              f"a {type(m).__name__} with strategy='full'")
+        if not isinstance(m, EfficientNet):
+            self._check_outputs(m)
         if cfg.grad_checkpointing:
+            if not hasattr(m, "set_grad_checkpointing"):
+                raise ValueError(f"grad_checkpointing (--grad-checkpointing): a {type(m).__name__} has no "
+                                 "set_grad_checkpointing()")
             m.set_grad_checkpointing(True)
         self._apply_strategy()
         m.to(self.device)
         if self.channels_last:
             m.to(memory_format=torch.channels_last)
+
+    def _check_outputs(self, model: nn.Module) -> None:
+        """A module of your own must give one logit per class: one sample, forward, look."""
+        x, _ = self.train_set[0]
+        modes = [(mod, mod.training) for mod in model.modules()]
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.as_tensor(x)[None])
+        for mod, was in modes:
+            mod.training = was
+        if not (isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] == len(self.class_names)):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"the model gives {got} for one sample, but the data has {len(self.class_names)} "
+                             f"classes: it must return (batch, {len(self.class_names)}) logits")
 
     def _build_loaders(self) -> None:
         cfg = self.config
@@ -353,9 +381,9 @@ class Trainer:
                 f"--batch-size {max(1, cfg.batch_size // 2)} (or --amp, --grad-checkpointing)") from None
 
     def evaluate(self, loader: DataLoader | None = None) -> EvalResult:
-        return loop.evaluate(self.model, loader or self.val_loader, len(self.class_names), device=self.device,
-                             channels_last=self.channels_last, autocast=self.autocast, reduce=self._reduce(),
-                             class_names=self.class_names)
+        return loop.evaluate(self.model, self.val_loader if loader is None else loader, len(self.class_names),
+                             device=self.device, channels_last=self.channels_last, autocast=self.autocast,
+                             reduce=self._reduce(), class_names=self.class_names)
 
     # -- the whole run ------------------------------------------------------------------------
     def fit(self, until_epoch: int | None = None) -> list[EpochMetrics]:
@@ -425,14 +453,11 @@ class Trainer:
             raise TrainingError(f"resume: {path} was trained on classes {raw['class_names']}, but "
                                 f"{self.config.data or 'the datasets'} have {self.class_names}")
         check_finite(raw["model"], str(path))
-        try:
-            self.model.load_state_dict(raw["model"])
-        except RuntimeError as e:
-            raise CheckpointError(f"resume: {path} holds another architecture's weights: "
-                                  f"{str(e).splitlines()[0]}") from None
+        self._check_fits(raw, path)  # before anything changes: a refused resume leaves the run as it was
+        self.model.load_state_dict(raw["model"])
         self.optimizer.load_state_dict(raw["optimizer"])
         self.scheduler.load_state_dict(raw["scheduler"])
-        if "scaler" in raw:
+        if raw.get("scaler") and self.scaler.is_enabled():  # empty when the run had no fp16 grad scaler
             self.scaler.load_state_dict(raw["scaler"])
         self.epoch = int(raw["epoch"])
         self.best_acc = float(raw.get("best_acc", -1.0))
@@ -440,6 +465,24 @@ class Trainer:
         if "rng" in raw:
             loop.set_rng_state(raw["rng"])
         self._log(f"resumed from {path} after epoch {self.epoch}")
+
+    def _check_fits(self, raw: dict[str, Any], path: str | os.PathLike) -> None:
+        own = self.model.state_dict()
+        theirs = raw["model"]
+        missing = [k for k in own if k not in theirs]
+        unexpected = [k for k in theirs if k not in own]
+        shapes = [(k, theirs[k].shape, own[k].shape) for k in own if k in theirs and theirs[k].shape != own[k].shape]
+        if missing or unexpected or shapes:
+            raise CheckpointError(mismatch_message(f"resume: {path} holds another architecture's weights than "
+                                                   f"--model {self.config.model}", missing, unexpected, shapes))
+        stored = [len(g["params"]) for g in raw["optimizer"].get("param_groups", [])]
+        ours = [len(g["params"]) for g in self.optimizer.param_groups]
+        if stored != ours:
+            was = raw.get("train_config") or {}
+            raise CheckpointError(
+                f"resume: {path} was trained with other parameters trainable (--strategy "
+                f"{was.get('strategy', '?')}, --train-stages {was.get('train_stages', '?')}; this run: --strategy "
+                f"{self.config.strategy}, --train-stages {self.config.train_stages}): resume with the run's settings")
 
     def save_history(self) -> None:
         if not self.output:

@@ -37,17 +37,22 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a file")
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors":
+        try:
             from safetensors.torch import load_file  # optional: timm's hub files use it
-
+        except ImportError:
+            raise CheckpointError(f"{str(path)!r} is a .safetensors file: pip install safetensors to read it") from None
+        try:
             return load_file(str(path))
+        except Exception as e:
+            raise CheckpointError(_unreadable(path, e)) from None
+    try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # torch's weights-only unpickler names what it refused on a line of its own
-        # (what it says of garbage is "Unsupported operand": not a pickle at all, nothing refused)
+    except Exception as e:  # torch raises many types for garbage: UnpicklingError, RuntimeError, EOFError…
+        # torch's weights-only unpickler names what it refused (a GLOBAL) on a line of its own; of
+        # garbage it says "Unsupported operand": not a pickle at all, nothing refused
         refused = [line for line in str(e).splitlines() if "GLOBAL" in line]
-        if str(e).startswith("Weights only load failed") and refused:
+        if isinstance(e, pickle.UnpicklingError) and refused:
             raise CheckpointError(
                 f"refused to load {str(path)!r}: it is not a plain tensor checkpoint (loading it would "
                 f"execute or construct arbitrary Python objects). Only state dicts are accepted. "
@@ -58,8 +63,6 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             raise CheckpointError(
                 f"refused to load {str(path)!r}: it is a raw Python pickle, not a tensor checkpoint (loading it "
                 f"could execute arbitrary code). Only state dicts saved with torch.save are accepted.") from None
-        raise CheckpointError(_unreadable(path, e)) from None
-    except Exception as e:  # torch raises many types for garbage: RuntimeError, EOFError, IndexError…
         raise CheckpointError(_unreadable(path, e)) from None
 
 

@@ -157,7 +157,7 @@ def to_effnet_lab(state_dict: Mapping[str, torch.Tensor], model: nn.Module, layo
     shapes = [(theirs, state_dict[theirs].shape, own[ours].shape) for ours, theirs in mapping.items()
               if theirs in state_dict and state_dict[theirs].shape != own[ours].shape]
     if unexpected or missing or shapes:
-        msg = _mismatch_message(f"{source} ({layout} layout) does not fit this model", missing, unexpected, shapes)
+        msg = mismatch_message(f"{source} ({layout} layout) does not fit this model", missing, unexpected, shapes)
         head_only = [s for s in shapes if s[1][0] != s[2][0] and len(s[1]) <= 2]
         if head_only and len(shapes) == len(head_only) <= 2 and not missing and not unexpected:
             msg += f"\n  the checkpoint has {head_only[0][1][0]} classes, the model {head_only[0][2][0]}: " \
@@ -175,7 +175,8 @@ def export_state_dict(model: nn.Module, layout: str = "timm") -> dict[str, torch
     return {mapping[k]: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _mismatch_message(title: str, missing=(), unexpected=(), shapes=()) -> str:
+def mismatch_message(title: str, missing=(), unexpected=(), shapes=()) -> str:
+    """A readable list of what does not fit: missing keys, unexpected keys, (key, theirs, ours) shapes."""
     def show(keys, limit=6):
         keys = list(keys)
         more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
