@@ -18,7 +18,16 @@ from typing import Any
 from torch import nn
 
 from ..data.config import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN
-from ..paper.architecture import B0_STAGES, EDGE_STAGES, LITE_STAGES, EfficientNetConfig, config_from_dict
+from ..paper.architecture import (
+    B0_STAGES,
+    EDGE_STAGES,
+    LITE_STAGES,
+    V2_L_STAGES,
+    V2_M_STAGES,
+    V2_S_STAGES,
+    EfficientNetConfig,
+    config_from_dict,
+)
 from ..paper.scaling import RELEASED, RELEASED_LITE
 from ..weights.checkpoint import CheckpointError, load_checkpoint_file
 from ..weights.layouts import load_weights
@@ -136,6 +145,18 @@ for _key, _size, _crop, _file, _tf_file in [
     register(ModelEntry(f"efficientnet_{_key}", _edge(_key), _size, _crop, weights=_timm(_file)))
     register(ModelEntry(f"tf_efficientnet_{_key}", _tf(_edge(_key)), _size, _crop, mean=HALF, std=HALF,
                         weights=_tf_timm(_tf_file)))
+
+# EfficientNetV2 with torchvision's weights (timm's names; timm has no weights for these three):
+# evaluated at the test size without a crop; with pretrained=True, BN eps 1e-3 as they were trained.
+#        key  stages       stem dropout size interpolation mean / std         torchvision file
+for _key, _stages, _stem, _drop, _size, _interp, _norm, _file in [
+    ("s", V2_S_STAGES, 24, 0.2, 384, "bilinear", (IMAGENET_MEAN, IMAGENET_STD), "efficientnet_v2_s-dd5fe13b.pth"),
+    ("m", V2_M_STAGES, 24, 0.3, 480, "bilinear", (IMAGENET_MEAN, IMAGENET_STD), "efficientnet_v2_m-dc08266a.pth"),
+    ("l", V2_L_STAGES, 32, 0.4, 480, "bicubic", (HALF, HALF), "efficientnet_v2_l-59c71312.pth"),
+]:
+    register(ModelEntry(f"efficientnetv2_{_key}", EfficientNetConfig(_stages, resolution=_size, dropout=_drop,
+                                                                     stem_channels=_stem, head_channels=1280),
+                        _size, 1.0, _interp, *_norm, weights=_tv(_file)))
 
 # Lite: `efficientnet_lite0..2` with pretrained=True take the offline TF-ported weights,
 # switching to the TF options they need (the data config follows: mean = std = 0.5).

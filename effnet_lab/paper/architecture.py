@@ -60,6 +60,40 @@ EDGE_STAGES: tuple[StageSpec, ...] = (
 )
 
 
+# EfficientNetV2 (Tan & Le 2021, Table 4 for S; M and L as torchvision and timm build them): every
+# kernel 3×3; Fused-MBConv without SE in the early, high-resolution stages (its first stage expand 1:
+# one 3×3 conv), then MBConv with SE 0.25 and smaller expansion ratios than V1. V2 is not scaled
+# by compound multipliers: each size has its own table (non-uniform stage growth), stem 24 (S, M)
+# or 32 (L), head 1280.
+#          block     kernel stride expand channels repeats  se       # V2 stage (Table 4 numbering)
+V2_S_STAGES: tuple[StageSpec, ...] = (
+    StageSpec("fused", 3, 1, 1, 24, 2, se=0.0),     # 1: Fused-MBConv1, 24 ch
+    StageSpec("fused", 3, 2, 4, 48, 4, se=0.0),     # 2: Fused-MBConv4, 48 ch
+    StageSpec("fused", 3, 2, 4, 64, 4, se=0.0),     # 3: Fused-MBConv4, 64 ch
+    StageSpec("mbconv", 3, 2, 4, 128, 6),           # 4: MBConv4, SE 0.25, 128 ch
+    StageSpec("mbconv", 3, 1, 6, 160, 9),           # 5: MBConv6, SE 0.25, 160 ch
+    StageSpec("mbconv", 3, 2, 6, 256, 15),          # 6: MBConv6, SE 0.25, 256 ch
+)
+V2_M_STAGES: tuple[StageSpec, ...] = (
+    StageSpec("fused", 3, 1, 1, 24, 3, se=0.0),
+    StageSpec("fused", 3, 2, 4, 48, 5, se=0.0),
+    StageSpec("fused", 3, 2, 4, 80, 5, se=0.0),
+    StageSpec("mbconv", 3, 2, 4, 160, 7),
+    StageSpec("mbconv", 3, 1, 6, 176, 14),
+    StageSpec("mbconv", 3, 2, 6, 304, 18),
+    StageSpec("mbconv", 3, 1, 6, 512, 5),
+)
+V2_L_STAGES: tuple[StageSpec, ...] = (
+    StageSpec("fused", 3, 1, 1, 32, 4, se=0.0),
+    StageSpec("fused", 3, 2, 4, 64, 7, se=0.0),
+    StageSpec("fused", 3, 2, 4, 96, 7, se=0.0),
+    StageSpec("mbconv", 3, 2, 4, 192, 10),
+    StageSpec("mbconv", 3, 1, 6, 224, 19),
+    StageSpec("mbconv", 3, 2, 6, 384, 25),
+    StageSpec("mbconv", 3, 1, 6, 640, 7),
+)
+
+
 @dataclass(frozen=True)
 class EfficientNetConfig:
     """Everything that decides the architecture of one EfficientNet."""
