@@ -1,9 +1,9 @@
 """Checkpoint files: read safely, write atomically.
 
-Every checkpoint effnet_lab reads goes through `read_checkpoint` (`torch.load(...,
-weights_only=True)`: tensors and plain containers only, so a pickle that would run code is
-refused), and everything it writes goes through `save_atomic` / `write_atomic` (a temporary
-file in the same folder, renamed over the target: a crash mid-write leaves the old file).
+Every checkpoint effnet_lab reads goes through `read_checkpoint` (torch's weights-only
+loader: tensors and plain containers only, so a pickle that would run code is refused),
+and everything it writes goes through `save_atomic` / `write_atomic` (a temporary file in
+the same folder, renamed over the target: a crash mid-write leaves the old file).
 """
 
 from __future__ import annotations
