@@ -19,11 +19,10 @@ A leaf module: the core library never imports it (captum, matplotlib).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,7 @@ from torch import nn
 from ..data.config import resolve_data_config
 from ..data.images import ImageSource, load_image
 from ..data.transforms import create_transform
-from ..model.device import model_device
+from ..model.device import eval_mode, model_device
 from ..model.network import init_weights
 from ..paper.architecture import scaled_stages
 
@@ -163,19 +162,6 @@ def png_bytes(image: Any) -> bytes:
 
 
 # ------------------------------------------------------------------------------- Grad-CAM
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside the block; afterwards every module's own train/eval flag is restored
-    (a fine-tuning model may have frozen parts in eval mode that `train()` would not bring back)."""
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
-
-
 def gradcam(
     model: nn.Module,
     image_tensor: torch.Tensor,
@@ -202,7 +188,7 @@ def gradcam(
     single = image_tensor.ndim == 3
     x = (image_tensor[None] if single else image_tensor).detach().to(model_device(model)).float()
     module = resolve_layer(model, layer)
-    with _eval_mode(model), torch.enable_grad():
+    with eval_mode(model), torch.enable_grad():
         if target is None:
             with torch.no_grad():
                 target = model(x).argmax(dim=1)
@@ -351,7 +337,7 @@ def masking_test(
     batch = x.repeat(1 + len(masks), 1, 1, 1)
     for i, mask in enumerate(masks, start=1):
         batch[i][:, mask] = fill
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         probs = model(batch.to(model_device(model))).float().softmax(dim=1).cpu()
     if target is None:
         target = int(probs[0].argmax())

@@ -13,7 +13,7 @@ from ..data.config import resolve_data_config
 from ..data.images import ImageSource, load_image
 from ..data.resources import imagenet_class_names
 from ..data.transforms import create_transform
-from .device import model_device
+from .device import eval_mode, model_device
 
 __all__ = ["Prediction", "predict"]
 
@@ -78,16 +78,11 @@ def predict(
     transform = create_transform(**resolve_data_config(model))
     home = model_device(model)
     target = torch.device(device) if device is not None else home
-    # Remember every submodule's flag, not just the top one: model.train(True)
-    # would also flip submodules the caller deliberately froze in eval mode.
-    modes = [(module, module.training) for module in model.modules()]
-
     probs: list[torch.Tensor] = []
     try:
-        model.eval()
         if target != home:
             model.to(target)
-        with torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             for start in range(0, len(items), batch_size):
                 # Load per batch so a long list of files never sits in memory at once.
                 batch = torch.stack([transform(load_image(item)) for item in items[start : start + batch_size]])
@@ -97,8 +92,6 @@ def predict(
     finally:
         if target != home:
             model.to(home)
-        for module, was_training in modes:
-            module.training = was_training
 
     all_probs = torch.cat(probs)
     names = _label_names(model, all_probs.shape[1], labels)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model.device import eval_mode
+
 Autocast = Callable[[], contextlib.AbstractContextManager]
 Reduce = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over processes (DDP); identity alone
 
@@ -180,13 +182,10 @@ def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     """Loss, accuracy, mean p(right class) and the confusion matrix of `model` over `loader`,
     in eval mode (restored afterwards), summed over processes when `reduce` is given."""
     device = torch.device(device)
-    modes = [(m, m.training) for m in model.modules()] if isinstance(model, nn.Module) else []
-    if isinstance(model, nn.Module):
-        model.eval()
     k = num_classes
     confusion = torch.zeros(k, k, dtype=torch.float64, device=device)
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, p(right class)
-    try:
+    with eval_mode(model):
         for images, labels in loader:
             images, labels = to_device(images, labels, device, channels_last)
             if len(labels) and (labels.min() < 0 or labels.max() >= k):
@@ -196,9 +195,6 @@ def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
             sums[0] += F.cross_entropy(logits, labels, reduction="sum").double()
             sums[1] += logits.softmax(1).gather(1, labels[:, None]).sum().double()
             confusion += torch.bincount(labels * k + logits.argmax(1), minlength=k * k).view(k, k).double()
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
     if reduce is not None:
         confusion, sums = reduce(confusion), reduce(sums)
     count = confusion.sum().clamp(min=1)

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from ..data.config import resolve_data_config
 from ..data.folders import FolderSummary, ImageFolderDataset, scan_image_folder
 from ..data.transforms import create_transform
-from ..model.device import pick_device
+from ..model.device import eval_mode, pick_device
 from ..model.network import EfficientNet, optimizer_param_groups
 from ..model.registry import create_model
 from ..paper.architecture import EfficientNetConfig, config_to_dict
@@ -103,7 +103,7 @@ class Trainer:
         self.model = self._build_model(model if model is not None and not isinstance(model, str) else cfg.model)
         data_cfg = resolve_data_config(self.model, **({"img_size": cfg.img_size} if cfg.img_size else {}))
         self.data_config = data_cfg
-        self.train_set, self.val_set, self.class_names, self.summary = self._build_data(scanned or datasets,
+        self.train_set, self.val_set, self.class_names, self.summary = self._build_data(scanned, datasets,
                                                                                       class_names)
         self._log(str(self.summary) if self.summary else
                   f"{len(self.class_names)} classes, {len(self.train_set)} train / {len(self.val_set)} val samples")
@@ -197,11 +197,11 @@ class Trainer:
         return scan_image_folder(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
                                  check_images=cfg.check_images)
 
-    def _build_data(self, datasets: tuple | Dataset, class_names: Sequence[str] | None,
-                    ) -> tuple[Dataset, Dataset, list[str], FolderSummary | None]:
+    def _build_data(self, scanned: tuple[list, list, FolderSummary] | None, datasets: Dataset | tuple | None,
+                    class_names: Sequence[str] | None) -> tuple[Dataset, Dataset, list[str], FolderSummary | None]:
         cfg = self.config
-        if isinstance(datasets, tuple) and len(datasets) == 3 and isinstance(datasets[2], FolderSummary):
-            train, val, summary = datasets  # a scanned folder: add the model's preprocessing
+        if scanned is not None:
+            train, val, summary = scanned  # a scanned folder: add the model's preprocessing
             train_tf = create_transform(**self.data_config, is_training=True, scale=cfg.scale, hflip=cfg.hflip,
                                         color_jitter=cfg.color_jitter, auto_augment=cfg.auto_augment)
             return (ImageFolderDataset(train, summary.classes, train_tf),
@@ -251,12 +251,8 @@ class Trainer:
     def _check_outputs(self, model: nn.Module) -> None:
         """A module of your own must give one logit per class: one sample, forward, look."""
         x, _ = self.train_set[0]
-        modes = [(mod, mod.training) for mod in model.modules()]
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             out = model(torch.as_tensor(x)[None])
-        for mod, was in modes:
-            mod.training = was
         if not (isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] == len(self.class_names)):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"the model gives {got} for one sample, but the data has {len(self.class_names)} "
