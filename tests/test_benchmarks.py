@@ -66,3 +66,10 @@ def test_finetune_demo_one_short_run() -> None:
     assert correct >= 19, out
     verdict = out.strip().splitlines()[-1]
     assert verdict.startswith(("PASS: 1 of 1 seeds", "MISS: 0 of 1 seeds")), out
+
+
+def test_study_pipeline_quick() -> None:
+    out = _run("bench_study_pipeline.py", "--quick", "--batch", "32", "--data", "subset", "--workers", "1",
+               "--threads", "1")
+    labels = [line.split("  ")[0] for line in _ratio_labels(out)]
+    assert len(labels) == 4 and "Fashion-MNIST train (subset, 5000 images)" in out, out

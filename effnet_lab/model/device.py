@@ -10,14 +10,31 @@ from torch import nn
 
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
-    """`requested` if given, else the best available: cuda, then mps, then cpu."""
-    if requested:
+    """`requested` if given (and not "auto"), else the best available: cuda, then mps, then cpu."""
+    if requested and requested != "auto":
         return torch.device(requested)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def usable_device(requested: str | torch.device | None, what: str = "device (--device)") -> torch.device:
+    """`pick_device(requested)`, refused with a ValueError naming `what` when torch does not know
+    the device or this machine does not have it."""
+    try:
+        device = pick_device(requested)
+    except RuntimeError as e:
+        raise ValueError(f"{what} {requested!r} is not a device torch knows: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{what} {requested!r}: no CUDA GPU is available here "
+                         "(torch.cuda.is_available() is False); use cpu or leave it out")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{what} {requested!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{what} {requested!r}: Apple's MPS is not available here")
+    return device
 
 
 def model_device(model: nn.Module) -> torch.device:

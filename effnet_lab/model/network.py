@@ -105,7 +105,7 @@ class EfficientNet(nn.Module):
         self.num_classes = num_classes
         opts = dict(bn_eps=config.bn_eps, tf_same_padding=config.tf_same_padding)
 
-        self.stem = ConvBnAct(in_chans, config.stem_out, 3, stride=2, act=config.act, **opts)
+        self.stem = ConvBnAct(in_chans, config.stem_out, 3, stride=config.stem_stride, act=config.act, **opts)
 
         stages = scaled_stages(config)
         rates = iter(drop_path_schedule(config))
@@ -125,7 +125,7 @@ class EfficientNet(nn.Module):
         self.head_drop = nn.Dropout(config.dropout)
         self.classifier: nn.Module = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
-        self.feature_info = _feature_info(stages)
+        self.feature_info = _feature_info(stages, config.stem_stride)
         self.grad_checkpointing = False
         self._pretrained_cfg: dict[str, Any] = dict(pretrained_cfg or {})
         self._fine_tune: dict[str, Any] | None = None
@@ -230,11 +230,11 @@ class EfficientNet(nn.Module):
         return self
 
 
-def _feature_info(stages) -> FeatureInfo:
+def _feature_info(stages, stem_stride: int = 2) -> FeatureInfo:
     """The last stage at each reduction (2, 4, 8, 16, 32): where features_only taps."""
     info: dict[int, dict] = {}
-    if stages[0].stride > 1:  # the stem's output is the only stride-2 map
-        info[2] = dict(num_chs=stages[0].in_channels, reduction=2, module="stem")
+    if stages[0].stride > 1 and stem_stride > 1:  # the stem's output is the only map at its reduction
+        info[stem_stride] = dict(num_chs=stages[0].in_channels, reduction=stem_stride, module="stem")
     for s in stages:
         info[s.reduction] = dict(num_chs=s.out_channels, reduction=s.reduction, module=f"stages.{s.index}")
     return FeatureInfo(info[r] for r in sorted(info))

@@ -94,6 +94,22 @@ V2_L_STAGES: tuple[StageSpec, ...] = (
 )
 
 
+# "B0 for 28 px", the baseline of the scaling study (notebook 07, Fashion-MNIST): B0's stage
+# sequence, kernels, expansion ratios and SE unchanged; stage 3 keeps stride 1, and the stem has
+# stride 1 too (B0_28PX below), so a 16-px input still ends on a 2×2 map (total stride 8
+# instead of 32). Width and depth 0.25 make every stage one block and ~1.4 M multiply-adds.
+#          block     kernel stride expand channels repeats   # B0 (Table 1)
+B0_28PX_STAGES: tuple[StageSpec, ...] = (
+    StageSpec("mbconv", 3, 1, 1, 16, 1),    # stage 2
+    StageSpec("mbconv", 3, 1, 6, 24, 2),    # stage 3: stride 2 → 1
+    StageSpec("mbconv", 5, 2, 6, 40, 2),    # stage 4
+    StageSpec("mbconv", 3, 2, 6, 80, 3),    # stage 5
+    StageSpec("mbconv", 5, 1, 6, 112, 3),   # stage 6
+    StageSpec("mbconv", 5, 2, 6, 192, 4),   # stage 7
+    StageSpec("mbconv", 3, 1, 6, 320, 1),   # stage 8
+)
+
+
 @dataclass(frozen=True)
 class EfficientNetConfig:
     """Everything that decides the architecture of one EfficientNet."""
@@ -105,6 +121,7 @@ class EfficientNetConfig:
     dropout: float = 0.2  # before the classifier
     drop_path_rate: float = 0.0  # stochastic depth: block i of n drops with rate·i/n
     stem_channels: int = 32
+    stem_stride: int = 2  # 1 for tiny inputs (the 28-px study baseline keeps the full image)
     head_channels: int = 1280
     act: str = "silu"
     fixed_stem_head: bool = False  # Lite: stem and head keep 32 / 1280 channels at any width
@@ -122,6 +139,12 @@ class EfficientNetConfig:
     @property
     def head_out(self) -> int:
         return self.head_channels if self.fixed_stem_head else round_channels(self.head_channels, self.width)
+
+
+# The study's baseline network: 16-px inputs (Fashion-MNIST's 28 px downscaled, so resolution can
+# grow to the native size at φ ≈ 4 before any upsampling), stem stride 1, every stage one block.
+B0_28PX = EfficientNetConfig(stages=B0_28PX_STAGES, width=0.25, depth=0.25, resolution=16, stem_stride=1,
+                             dropout=0.1)
 
 
 def config_to_dict(config: EfficientNetConfig) -> dict:
@@ -165,8 +188,8 @@ class ScaledStage:
 
 def scaled_stages(config: EfficientNetConfig, resolution: int | None = None) -> list[ScaledStage]:
     """Apply width and depth scaling to the stage table; track spatial size and stride."""
-    res = math.ceil((resolution or config.resolution) / 2)  # after the stride-2 stem
-    reduction = 2
+    reduction = config.stem_stride
+    res = math.ceil((resolution or config.resolution) / reduction)  # after the stem
     in_ch = config.stem_out
     out: list[ScaledStage] = []
     last = len(config.stages) - 1

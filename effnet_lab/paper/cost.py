@@ -134,8 +134,8 @@ def count_cost(config: EfficientNetConfig, resolution: int | None = None, num_cl
     """
     res = resolution or config.resolution
     stages = scaled_stages(config, res)
-    stem_res = math.ceil(res / 2)
-    rows = [StageCost("stem", "conv3x3", 3, 2, config.stem_out, 1, res, stem_res,
+    stem_res = math.ceil(res / config.stem_stride)
+    rows = [StageCost("stem", "conv3x3", 3, config.stem_stride, config.stem_out, 1, res, stem_res,
                       conv_cost(in_chans, config.stem_out, 3, stem_res))]
     for s in stages:
         rows.append(StageCost(f"stage {s.paper_stage}", _block_label(s), s.kernel, s.stride, s.out_channels,

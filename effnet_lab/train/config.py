@@ -136,14 +136,16 @@ def _value_type(hint: Any) -> tuple[type, bool]:
     return hint, False
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage block, no traceback)."""
+
     def error(self, message: str):  # one line instead of usage + error
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """`python -m effnet_lab.train`'s flags, one per TrainConfig field."""
-    p = _OneLineParser(prog="python -m effnet_lab.train", description="Fine-tune an EfficientNet "
+    p = OneLineParser(prog="python -m effnet_lab.train", description="Fine-tune an EfficientNet "
                                 "on a folder of images (root/train/<class>, root/val/<class>, or root/<class>).")
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from ..data.config import resolve_data_config
 from ..data.folders import FolderSummary, ImageFolderDataset, scan_image_folder
 from ..data.transforms import create_transform
-from ..model.device import eval_mode, pick_device
+from ..model.device import eval_mode, usable_device
 from ..model.network import EfficientNet, optimizer_param_groups
 from ..model.registry import create_model
 from ..paper.architecture import EfficientNetConfig, config_to_dict
@@ -147,17 +147,7 @@ class Trainer:
         cfg = self.config
         self.rank, self.world = distributed_setup()
         self.is_main = self.rank == 0
-        try:
-            self.device = pick_device(cfg.device)
-        except RuntimeError as e:
-            raise ValueError(f"device (--device) {cfg.device!r} is not a device torch knows: {e}") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device (--device) {cfg.device!r}: no CUDA GPU is available here "
-                             "(torch.cuda.is_available() is False); use --device cpu or leave it out")
-        if self.device.type == "cuda" and (self.device.index or 0) >= torch.cuda.device_count():
-            raise ValueError(f"device (--device) {cfg.device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
-        if self.device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"device (--device) {cfg.device!r}: Apple's MPS is not available here")
+        self.device = usable_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(self.device)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-_MODULES = ("mbconv", "se", "scaling", "inference", "gradcam", "finetune")
+_MODULES = ("mbconv", "se", "scaling", "inference", "gradcam", "finetune", "study")
 NOT_ANSWERED = Ellipsis  # the placeholder `answer = ...` in the notebooks
 
 
@@ -34,8 +34,14 @@ class Exercise:
     solution: str
     answer: Callable[[], Any]  # computes the expected answer
     tolerance: float = 1e-6  # relative, for numbers
+    accept: Callable[[Any], bool] | None = None  # for questions with many right answers
 
     def is_right(self, value: Any) -> bool:
+        if self.accept is not None:
+            try:
+                return bool(self.accept(value))
+            except (TypeError, ValueError):
+                return False
         expected = self.answer()
         if isinstance(expected, bool) or not isinstance(expected, int | float):
             if isinstance(expected, tuple | list):
@@ -50,11 +56,13 @@ class Exercise:
 _REGISTRY: dict[str, Exercise] = {}
 
 
-def exercise(key: str, question: str, hint: str, solution: str, tolerance: float = 1e-6):
-    """Decorator: register the function that computes the right answer."""
+def exercise(key: str, question: str, hint: str, solution: str, tolerance: float = 1e-6,
+             accept: Callable[[Any], bool] | None = None):
+    """Decorator: register the function that computes the right answer (`accept`, when given,
+    judges an answer instead, for questions with more than one right answer)."""
 
     def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-        _REGISTRY[key] = Exercise(key, question, hint, solution, fn, tolerance)
+        _REGISTRY[key] = Exercise(key, question, hint, solution, fn, tolerance, accept)
         return fn
 
     return register
