@@ -66,8 +66,8 @@ class TensorBatches:
         n = len(self.labels)
         order = torch.randperm(n, generator=g) if self.train else torch.arange(n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start:start + self.batch_size]
-            yield self.batch(index.to(self.device), g if self.train else None), self.labels[index.to(self.device)]
+            index = order[start:start + self.batch_size].to(self.device)
+            yield self.batch(index, g if self.train else None), self.labels[index]
 
     def batch(self, index: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The float batch of `index`: augmented when a generator is given, then resized and normalised."""

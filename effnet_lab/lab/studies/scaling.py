@@ -137,8 +137,8 @@ class Point:
         return report.macs, report.params
 
 
-def _matched(experiment: str, budget: float, direction: str, coefficients=PAPER, label: str | None = None,
-             base: EfficientNetConfig = B0_28PX) -> Point:
+def matched_point(experiment: str, budget: float, direction: str, coefficients=PAPER, label: str | None = None,
+                  base: EfficientNetConfig = B0_28PX) -> Point:
     if budget == 1:
         return Point(experiment, "baseline", "baseline", Scaling(), 1.0, base=base)
     m = match_budget(base, budget, direction, coefficients=coefficients, num_classes=NUM_CLASSES, in_chans=IN_CHANS)
@@ -147,7 +147,7 @@ def _matched(experiment: str, budget: float, direction: str, coefficients=PAPER,
 
 
 def figure3_points(preset: Preset) -> list[Point]:
-    return [_matched("fig3", 1, "width")] + [_matched("fig3", b, d) for d in SINGLE for b in preset.budgets]
+    return [matched_point("fig3", 1, "width")] + [matched_point("fig3", b, d) for d in SINGLE for b in preset.budgets]
 
 
 def figure4_points(preset: Preset) -> list[Point]:
@@ -159,17 +159,17 @@ def figure4_points(preset: Preset) -> list[Point]:
 
 
 def grid_points(preset: Preset) -> list[Point]:
-    return [_matched("grid", preset.grid_budget, "compound", t, f"α={t[0]:g} β={t[1]:g} γ={t[2]:g}")
+    return [matched_point("grid", preset.grid_budget, "compound", t, f"α={t[0]:g} β={t[1]:g} γ={t[2]:g}")
             for t in GRID_TRIPLES]
 
 
 def figure8_points(preset: Preset, best: tuple[float, float, float] | None = None) -> list[Point]:
-    out = [_matched("fig8", 1, "width")]
+    out = [matched_point("fig8", 1, "width")]
     for b in preset.budgets:
-        out += [_matched("fig8", b, d) for d in SINGLE]
-        out.append(_matched("fig8", b, "compound", PAPER, f"compound (paper) {b:g}×"))
+        out += [matched_point("fig8", b, d) for d in SINGLE]
+        out.append(matched_point("fig8", b, "compound", PAPER, f"compound (paper) {b:g}×"))
         if best is not None and tuple(best) != PAPER:
-            out.append(_matched("fig8", b, "compound", best, f"compound (grid) {b:g}×"))
+            out.append(matched_point("fig8", b, "compound", best, f"compound (grid) {b:g}×"))
     return out
 
 
