@@ -220,3 +220,13 @@ def test_study_exercises_agree_with_the_raw_results_and_torch() -> None:
     x = torch.zeros(1, 1, 16, 16)
     ratio = count_flops(EfficientNet(config, 10, 1), x) / count_flops(EfficientNet(B0_28PX, 10, 1), x)
     assert abs(ratio / 3 - 1) <= 0.05
+
+
+def test_keep_weights_keeps_seed_0_at_the_baseline_and_the_weights_budget_only():
+    preset = study.PRESETS["reduced"]
+    kept = {(r.point.label, r.seed) for r in study.runs_for(study.figure8_points(preset), preset)
+            if study.keep_weights(r, preset)}
+    # the baseline and the three single directions and the paper's compound at 8×, seed 0 each
+    assert kept == {("baseline", 0), ("width 8×", 0), ("depth 8×", 0), ("resolution 8×", 0),
+                    ("compound (paper) 8×", 0)}
+    assert not any(study.keep_weights(r, preset) for r in study.runs_for(study.figure4_points(preset), preset))
