@@ -15,7 +15,7 @@ from ..data.resources import imagenet_class_names
 from ..data.transforms import create_transform
 from .device import eval_mode, model_device
 
-__all__ = ["Prediction", "predict"]
+__all__ = ["Prediction", "label_names", "predict"]
 
 # One image's result: (label, probability) pairs, most likely first.
 Prediction = list[tuple[str, float]]
@@ -28,7 +28,7 @@ def _check_logits(logits: Any) -> None:
     raise ValueError(f"predict needs a classifier returning (batch, num_classes) logits, got {got}")
 
 
-def _label_names(model: torch.nn.Module, num_classes: int, labels: Sequence[str] | None) -> list[str]:
+def label_names(model: torch.nn.Module, num_classes: int, labels: Sequence[str] | None) -> list[str]:
     if labels is not None:
         labels = list(labels)
         if len(labels) != num_classes:
@@ -94,7 +94,7 @@ def predict(
             model.to(home)
 
     all_probs = torch.cat(probs)
-    names = _label_names(model, all_probs.shape[1], labels)
+    names = label_names(model, all_probs.shape[1], labels)
     values, indices = all_probs.topk(min(topk, all_probs.shape[1]), dim=1)
     results = [
         [(names[i], float(p)) for p, i in zip(row_p.tolist(), row_i.tolist(), strict=True)]

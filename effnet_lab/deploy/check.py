@@ -1,0 +1,46 @@
+"""How closely an exported (or quantized) model follows the eager one on real images."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from ..data.config import resolve_data_config
+from ..data.images import ImageSource, load_image
+from ..data.transforms import create_transform
+from ..model.device import eval_mode
+
+
+@dataclass(frozen=True)
+class Agreement:
+    count: int
+    top1_same: int
+    max_abs_diff: float  # over all logits
+
+    @property
+    def rate(self) -> float:
+        return self.top1_same / self.count
+
+
+def load_check_images(paths: Sequence[str | os.PathLike]) -> list[Image.Image]:
+    """Every image decoded up front, so a bad file is reported (by name) before any export."""
+    return [load_image(p) for p in paths]
+
+
+def agreement(reference: torch.nn.Module, other: torch.nn.Module, images: Sequence[ImageSource],
+              batch_size: int = 16) -> Agreement:
+    """Top-1 agreement and the largest logit difference of `other` against `reference`, both fed
+    the reference's preprocessing."""
+    transform = create_transform(**resolve_data_config(reference))
+    same, worst = 0, 0.0
+    with eval_mode(reference), torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = torch.stack([transform(load_image(i)) for i in images[start:start + batch_size]])
+            a, b = reference(x).float(), other(x).float()
+            same += int((a.argmax(1) == b.argmax(1)).sum())
+            worst = max(worst, float((a - b).abs().max()))
+    return Agreement(len(images), same, worst)
