@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
@@ -73,3 +75,13 @@ def test_study_pipeline_quick() -> None:
                "--threads", "1")
     labels = [line.split("  ")[0] for line in _ratio_labels(out)]
     assert len(labels) == 4 and "Fashion-MNIST train (subset, 5000 images)" in out, out
+
+
+def test_deploy_cpu_quick() -> None:
+    pytest.importorskip("onnxruntime")
+    out = _run("bench_deploy_cpu.py", "--quick", "--threads", "1")
+    lines = _ratio_labels(out)
+    for label in ("ONNX Runtime fp32 / timm eager, efficientnet_lite0 b1", "ONNX Runtime int8 / timm eager, "
+                  "efficientnet_lite0 b8", "effnet_lab fused+CL / timm eager, efficientnet_lite0 b8"):
+        assert any(line.startswith("ratio " + label) for line in lines), out
+    assert re.search(r"ONNX Runtime fp32 .* top-1 = timm on 1/1", out), out

@@ -147,24 +147,8 @@ def _torchvision_root(folder: Path) -> Path:
     return root
 
 
-def fashion_mnist_dataset(split: str = "train", source: str = "auto", transform=None):
-    """torchvision's `FashionMNIST` dataset over the same files (PIL images, per-sample
-    `transform`): the ordinary pipeline, which the study's batched one is measured against."""
-    from torchvision.datasets import FashionMNIST
-
-    if split not in FILES:
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    _, folder = find_fashion_mnist(source)
-    return FashionMNIST(str(_torchvision_root(folder)), train=split == "train", transform=transform)
-
-
-def load_fashion_mnist(split: str = "train", source: str = "auto", *, download: bool = False) -> FashionMNISTSplit:
-    """The `split` ("train" or "test") of Fashion-MNIST as uint8 tensors, via torchvision.
-
-    source: "auto" (the full set when present, else the committed subset), "full", "subset", or a
-    folder of the IDX files. download=True (online only) lets torchvision fetch the full set into
-    the cache when no local copy exists.
-    """
+def _torchvision_dataset(split: str, source: str, download: bool = False, transform=None):
+    """torchvision's `FashionMNIST` over the files `source` finds: (dataset, kind, folder)."""
     from torchvision.datasets import FashionMNIST
 
     if split not in FILES:
@@ -177,5 +161,22 @@ def load_fashion_mnist(split: str = "train", source: str = "auto", *, download: 
             raise
         kind, folder = "full", _cache_root() / "fashion_mnist-download"
         root = folder
-    dataset = FashionMNIST(str(root), train=split == "train", download=download)
+    dataset = FashionMNIST(str(root), train=split == "train", download=download, transform=transform)
+    return dataset, kind, folder
+
+
+def fashion_mnist_dataset(split: str = "train", source: str = "auto", transform=None):
+    """torchvision's `FashionMNIST` dataset over the same files (PIL images, per-sample
+    `transform`): the ordinary pipeline, which the study's batched one is measured against."""
+    return _torchvision_dataset(split, source, transform=transform)[0]
+
+
+def load_fashion_mnist(split: str = "train", source: str = "auto", *, download: bool = False) -> FashionMNISTSplit:
+    """The `split` ("train" or "test") of Fashion-MNIST as uint8 tensors, via torchvision.
+
+    source: "auto" (the full set when present, else the committed subset), "full", "subset", or a
+    folder of the IDX files. download=True (online only) lets torchvision fetch the full set into
+    the cache when no local copy exists.
+    """
+    dataset, kind, folder = _torchvision_dataset(split, source, download)
     return FashionMNISTSplit(dataset.data.clone(), dataset.targets.clone(), split, kind, folder)
