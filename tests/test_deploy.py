@@ -99,19 +99,33 @@ def test_random_weight_models_match_eager(name, other_size, tmp_path):
 
 
 def test_int8_lite0_agrees_with_fp32_on_every_real_photo(lite0, lite0_onnx, tmp_path):
-    calibration = ROOT / "data" / "demo" / "train"
-    int8 = quantize_int8(lite0_onnx, tmp_path / "lite0.int8.onnx", calibration, max_images=64)
-    assert int8.stat().st_size < lite0_onnx.stat().st_size / 3  # int8 weights: under a third of fp32
-    runtime = load_onnx(int8)
-    assert runtime.pretrained_cfg["label_names"][:2] == ["tench", "goldfish"]
+    calibration = ROOT / "data" / "demo" / "train"  # 109 photos
     photos = PHOTOS + DEMO
-    a = agreement(lite0, runtime, photos)
-    print(f"int8 Lite0: top-1 agrees with fp32 on {a.top1_same}/{a.count} photos ({a.rate:.1%})")
-    # Issue 11 asks for ≥ 95 %; this first slice measures 131/151 = 86.8 % with min-max calibration on
-    # data/demo/train (entropy: 90.1 %). The floor guards against regressions until that is reached.
-    assert a.count == len(photos) > 100 and a.rate >= 0.85
-    ops = {n.op_type for n in onnx.load(int8).graph.node}
+    results = {}
+    for float_until in (None, "stages.1"):
+        int8 = quantize_int8(lite0_onnx, tmp_path / f"lite0.{float_until}.onnx", calibration, float_until=float_until)
+        assert int8.stat().st_size < lite0_onnx.stat().st_size / 3  # int8 weights: under a third of fp32
+        runtime = load_onnx(int8)
+        assert runtime.pretrained_cfg["label_names"][:2] == ["tench", "goldfish"]
+        a = results[float_until] = agreement(lite0, runtime, photos)
+        print(f"int8 Lite0, fp32 up to {float_until}: top-1 agrees with fp32 on {a.top1_same}/{a.count} photos "
+              f"({a.rate:.1%}); largest fp32 lead among the flips {a.worst_flip_margin:.3f}")
+    assert results[None].count == len(photos) > 100
+    # All int8, measured here: 136/151 (90.1 %). With the stem and stages 0-1 in fp32 (12 % of the
+    # multiply-adds): 143/151 (94.7 %), just under issue 11's 95 %, and every photo that still
+    # flips is a near-tie — fp32's top two classes within 0.05 in probability, int8 picking the
+    # second. So the floors: all-int8 ≥ 85 %, mixed ≥ 93 % with only near-ties flipping.
+    assert results[None].rate >= 0.85
+    assert results["stages.1"].rate >= 0.93 and results["stages.1"].worst_flip_margin < 0.06
+    assert results["stages.1"].rate >= results[None].rate
+    ops = {n.op_type for n in onnx.load(tmp_path / "lite0.None.onnx").graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_float_until_must_name_a_module(lite0_onnx, tmp_path):
+    with pytest.raises(ValueError, match="float_until='stages.9' names no module.*stem, stages.0"):
+        quantize_int8(lite0_onnx, tmp_path / "q.onnx", ROOT / "data" / "demo" / "train", float_until="stages.9")
+    assert not (tmp_path / "q.onnx").exists()
 
 
 def test_training_mode_is_exported_in_eval_mode_and_restored(tmp_path, caplog):
@@ -206,6 +220,10 @@ def test_cli_exports_quantizes_and_reports_agreement(tmp_path):
     (["--model", "efficientnet_b0", "--onnx", "x.onnx", "--int8"], "--int8 needs --calibration"),
     (["--model", "efficientnet_b0", "--onnx", "x.onnx", "--batch", "two"], "--batch must be"),
     (["--model", "nope", "--onnx", "x.onnx"], "'nope' is not registered"),
+    (["--model", "efficientnet_b0", "--onnx", "x.onnx", "--float-until", "stem"], "--float-until is only used with"),
+    (["--model", "efficientnet_b0", "--onnx", "x.onnx", "--int8", "--calibration", str(ROOT / "data" / "demo" / "val"),
+      "--float-until", "stage.1"],
+     "'stage.1' is not a module"),
     (["--model", "efficientnet_b0", "--onnx", "x.onnx", "--check", "missing.jpg"], "missing.jpg: no such file"),
 ])
 def test_cli_errors_are_one_line(args, message, tmp_path):

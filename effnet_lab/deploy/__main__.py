@@ -24,6 +24,8 @@ def build_parser() -> OneLineParser:
                    help="dynamic or static height/width (auto: static only for TF 'same' padding)")
     p.add_argument("--int8", action="store_true", help="also write an int8 file (OUT.int8.onnx)")
     p.add_argument("--calibration", type=Path, help="folder of images to calibrate int8 on (needed with --int8)")
+    p.add_argument("--float-until", metavar="MODULE", help="keep the network in fp32 up to and including this "
+                   "module (stem, stages.0, stages.1, …); int8 after it")
     p.add_argument("--check", nargs="+", type=Path, default=[], metavar="IMAGE",
                    help="images to compare eager, exported and int8 outputs on")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -38,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--batch must be 'dynamic' or a positive integer, not {args.batch!r}")
     if args.int8 and args.calibration is None:
         parser.error("--int8 needs --calibration DIR (a folder of images like the ones the model will see)")
-    if args.calibration is not None and not args.int8:
-        parser.error("--calibration is only used with --int8")
+    for name in ("calibration", "float_until"):
+        if getattr(args, name) is not None and not args.int8:
+            parser.error(f"--{name.replace('_', '-')} is only used with --int8")
     int8_path = args.onnx.with_suffix(".int8.onnx")
     try:
         from . import require_deploy_extra
@@ -61,11 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             calibration_images(args.calibration)
         images = load_check_images(args.check)
         model = create_model(args.model, pretrained=args.pretrained, checkpoint_path=args.checkpoint).eval()
+        if args.float_until and args.float_until not in dict(model.named_modules()):
+            raise ValueError(f"--float-until {args.float_until!r} is not a module of {args.model} "
+                             f"(try stem, stages.0, stages.1, …)")
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         export_onnx(model, args.onnx, batch=batch, size=args.size, overwrite=args.overwrite)
         files = [("fp32", args.onnx, load_onnx(args.onnx))]
         if args.int8:
-            quantize_int8(args.onnx, int8_path, args.calibration, overwrite=args.overwrite)
+            quantize_int8(args.onnx, int8_path, args.calibration, float_until=args.float_until,
+                          overwrite=args.overwrite)
             files.append(("int8", int8_path, load_onnx(int8_path)))
     except (ValueError, TypeError, ImportError, OSError) as e:
         print("error: " + " ".join(line.strip() for line in str(e).splitlines() if line.strip()), file=sys.stderr)
@@ -76,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             a = agreement(model, runtime, images)
             line += (f"; top-1 agrees with eager on {a.top1_same}/{a.count} images, "
                      f"max |logit difference| {a.max_abs_diff:.2e}")
+            if a.top1_same < a.count:
+                line += f" (the flips: eager's top-1 led by at most {a.worst_flip_margin:.2f} in probability)"
         print(line)
     return 0
 

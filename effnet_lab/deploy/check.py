@@ -20,6 +20,9 @@ class Agreement:
     count: int
     top1_same: int
     max_abs_diff: float  # over all logits
+    # The largest lead (top-1 minus top-2 probability) the reference had on an image where the
+    # other model's top-1 differs: small means only near-ties flipped. 0 when none flipped.
+    worst_flip_margin: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -36,11 +39,14 @@ def agreement(reference: torch.nn.Module, other: torch.nn.Module, images: Sequen
     """Top-1 agreement and the largest logit difference of `other` against `reference`, both fed
     the reference's preprocessing."""
     transform = create_transform(**resolve_data_config(reference))
-    same, worst = 0, 0.0
+    same, worst, margin = 0, 0.0, 0.0
     with eval_mode(reference), torch.inference_mode():
         for start in range(0, len(images), batch_size):
             x = torch.stack([transform(load_image(i)) for i in images[start:start + batch_size]])
             a, b = reference(x).float(), other(x).float()
-            same += int((a.argmax(1) == b.argmax(1)).sum())
+            agree = a.argmax(1) == b.argmax(1)
+            same += int(agree.sum())
             worst = max(worst, float((a - b).abs().max()))
-    return Agreement(len(images), same, worst)
+            top2 = a.softmax(1).topk(2, dim=1).values
+            margin = max([margin, *(top2[:, 0] - top2[:, 1])[~agree].tolist()])
+    return Agreement(len(images), same, worst, margin)

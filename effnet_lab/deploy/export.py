@@ -17,7 +17,7 @@ from ..data.config import resolve_data_config
 from ..model.blocks import SameConv2d
 from ..model.device import eval_mode, model_device
 from ..model.predict import label_names
-from .files import atomic_path, check_output
+from .files import check_output, save_onnx
 
 log = logging.getLogger(__name__)
 
@@ -89,19 +89,15 @@ def export_onnx(
         names = label_names(model, logits.shape[1], labels)
         program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
                                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                    dynamic_shapes=({k: v for k, v in dims.items()},) if dims else None,
+                                    dynamic_shapes=(dims,) if dims else None,
                                     verbose=False)
     proto = program.model_proto
     meta = {DATA_CONFIG_KEY: json.dumps(config), LABELS_KEY: json.dumps(names),
             ARCHITECTURE_KEY: str((getattr(model, "pretrained_cfg", None) or {}).get("architecture",
                                   type(model).__name__)),
             VERSION_KEY: __version__}
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
     proto.producer_name = "effnet_lab (torch.onnx dynamo exporter)"
-    with atomic_path(path) as tmp:
-        onnx.save(proto, tmp)
+    save_onnx(proto, path, meta)
     log.info("exported %s to %s (%.1f MB)", meta[ARCHITECTURE_KEY], path, path.stat().st_size / 1e6)
     return path
 

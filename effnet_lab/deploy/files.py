@@ -1,11 +1,13 @@
-"""Writing an output file without losing anything: refuse to overwrite unasked, write atomically."""
+"""Writing an ONNX file without losing anything: refuse to overwrite unasked, write atomically."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
+
+import onnx
+
+from ..weights.checkpoint import write_atomic
 
 
 def check_output(path: str | os.PathLike, overwrite: bool, what: str = "output") -> Path:
@@ -21,13 +23,10 @@ def check_output(path: str | os.PathLike, overwrite: bool, what: str = "output")
     return path
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside `path` to write to; moved onto `path` only if the block succeeds, so
-    a crash never leaves a half-written file under the real name."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def save_onnx(proto: onnx.ModelProto, path: Path, metadata: dict[str, str]) -> Path:
+    """Write `proto` to `path` atomically, its metadata_props replaced by `metadata`."""
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return write_atomic(path, lambda f: f.write(proto.SerializeToString()))

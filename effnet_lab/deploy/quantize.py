@@ -16,10 +16,12 @@ import torch
 from onnxruntime import quantization as ortq
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from ..data.config import resolve_data_config
 from ..data.folders import is_image_file
 from ..data.images import ImageSource, load_image
 from ..data.transforms import create_transform
-from .files import atomic_path, check_output
+from .export import onnx_metadata
+from .files import check_output, save_onnx
 from .runtime import load_onnx
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,25 @@ class _Batches(ortq.CalibrationDataReader):
         self._it = iter(self.batches)
 
 
+def _float_prefix(graph: onnx.GraphProto, module: str) -> list[str]:
+    """The names of the nodes from the input up to the last one that uses `module`'s weights
+    (initializers are named after the modules: stem.conv.weight, stages.1.0.expand.conv.weight).
+
+    Only a prefix of the network is ever left in float: ONNX Runtime's graph optimizer quantizes
+    the weights of a float Conv that sits between quantized tensors again, per tensor, and for a
+    depthwise conv whose channels differ in scale ×100 that is far worse than the int8 it replaced
+    (Lite0 with only stages.0's depthwise conv in float: KL to fp32 ×11, top-1 agreement 59 %)."""
+    initializers = {i.name for i in graph.initializer}
+    modules = [{name.rsplit(".", 2)[0] for name in node.input if name in initializers and "." in name}
+               for node in graph.node]
+    hits = [i for i, names in enumerate(modules) if any(n == module or n.startswith(module + ".") for n in names)]
+    if not hits:
+        tops = dict.fromkeys(".".join(n.split(".")[:2]) if n.startswith("stages.") else n.split(".")[0]
+                             for names in modules for n in sorted(names))  # in network order
+        raise ValueError(f"float_until={module!r} names no module of this model; choose one of {', '.join(tops)}")
+    return [node.name for node in graph.node[:hits[-1] + 1]]
+
+
 def quantize_int8(
     onnx_path: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -69,6 +90,7 @@ def quantize_int8(
     method: str = "minmax",
     max_images: int = 256,
     batch_size: int = 1,
+    float_until: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Quantize an `export_onnx` file to int8 and return the new file's path.
@@ -78,6 +100,9 @@ def quantize_int8(
     read before quantization starts, so a bad one fails fast, naming the file. method: minmax,
     entropy or percentile (ONNX Runtime's calibrators). The metadata (data config, class
     names) is carried over, so `load_onnx` and `predict` use the int8 file like the fp32 one.
+    float_until: a module name ("stem", "stages.0", "stages.1", …): everything from the input up
+    to and including it stays fp32 (mixed precision), the rest is int8. The early, high-resolution
+    layers are where per-tensor activation scales lose most (notebook 08).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -87,8 +112,9 @@ def quantize_int8(
     out = check_output(out_path, overwrite, "int8 ONNX file")
     if out.resolve() == Path(onnx_path).resolve():
         raise ValueError(f"out_path {out} is the input file; choose another name")
-    transform = create_transform(**{k: v for k, v in source.pretrained_cfg.items()
-                                    if k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")})
+    if float_until is not None:  # the name is checked before any work
+        _float_prefix(onnx.load(os.fspath(onnx_path), load_external_data=False).graph, float_until)
+    transform = create_transform(**resolve_data_config(source))
     tensors = [transform(load_image(item)) for item in calibration_images(calibration)[:max_images]]
     fixed_batch = source.input_shape[0] if isinstance(source.input_shape[0], int) else None
     step = fixed_batch or batch_size
@@ -101,20 +127,17 @@ def quantize_int8(
         # Shape inference and graph optimisation (BatchNorm folded into the convs) first, as
         # ONNX Runtime's quantization guide asks; then quantize with QDQ nodes.
         quant_pre_process(os.fspath(onnx_path), os.fspath(prepared))
+        keep = _float_prefix(onnx.load(os.fspath(prepared)).graph, float_until) if float_until else []
         quantized = Path(tmpdir) / "int8.onnx"
         ortq.quantize_static(os.fspath(prepared), os.fspath(quantized), _Batches(source.input_name, batches),
                              quant_format=ortq.QuantFormat.QDQ, per_channel=per_channel,
                              activation_type=ortq.QuantType.QUInt8, weight_type=ortq.QuantType.QInt8,
-                             calibrate_method=METHODS[method])
+                             calibrate_method=METHODS[method], nodes_to_exclude=keep)
         proto = onnx.load(os.fspath(quantized))
-    meta = {p.key: p.value for p in onnx.load(os.fspath(onnx_path), load_external_data=False).metadata_props}
-    del proto.metadata_props[:]
-    for key, value in {**meta, "effnet_lab.quantization": f"int8 QDQ, {method}, per_channel={per_channel}, "
-                                                          f"{len(tensors)} calibration images"}.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    with atomic_path(out) as tmp:
-        onnx.save(proto, tmp)
+    save_onnx(proto, out, {**onnx_metadata(onnx_path),
+                           "effnet_lab.quantization": f"int8 QDQ, {method}, per_channel={per_channel}, "
+                                                      f"{len(tensors)} calibration images"
+                                                      + (f", fp32 up to {float_until}" if float_until else "")})
     log.info("quantized %s to %s (%.1f MB, %d calibration images)", onnx_path, out, out.stat().st_size / 1e6,
              len(tensors))
     return out
