@@ -6,12 +6,17 @@ randomised), at batch 1 (latency) and batch 8 (throughput), in one run:
   timm eager fp32 (the same weights, loaded through export_state_dict), effnet_lab eager,
   effnet_lab fuse() + channels_last, torch.compile (inductor; --compile, slow to build on 2 cores),
   ONNX Runtime fp32 (effnet_lab.deploy.export_onnx) and ONNX Runtime int8 (quantize_int8, static
-  QDQ, calibrated on data/demo/train).
+  QDQ, calibrated on data/demo/train); for Lite0 also the mixed file with the stem and stages 0-2
+  in fp32 (float_until="stages.2", notebook 08).
 
 Timing is interleaved after a warm-up (benchlib.interleaved, as the other benchmarks), medians
-reported. Targets (issue 11): int8 Lite0 ≥ 3× timm at batch 8 and ≥ 2× at batch 1; ONNX Runtime
-fp32 ≥ 1.5×. The script also prints the top-1 agreement of each candidate with timm on the
-batch it timed, so a fast wrong answer shows.
+reported. ONNX Runtime's sessions run without thread spinning: with it, their idle threads keep
+2 cores busy after each run and slow down whichever PyTorch candidate is timed next (timm eager
+Lite0 at batch 1 measured 65-105 ms with spinning, 23 ms without, here).
+
+Targets (issue 11): int8 Lite0 ≥ 3× timm at batch 8 and ≥ 2× at batch 1; ONNX Runtime fp32 ≥ 1.5×.
+The script also prints the top-1 agreement of each candidate with timm on the batch it timed, so a
+fast wrong answer shows.
 
 Usage: python benchmarks/bench_deploy_cpu.py [--threads 2] [--rounds 5] [--models efficientnet_lite0 ...]
        [--compile] [--quick]
@@ -61,9 +66,14 @@ def candidates(name: str, tmp: Path, use_compile: bool, calibration_images: int)
     int8_path = quantize_int8(onnx_path, tmp / f"{name}.int8.onnx", ROOT / "data" / "demo" / "train",
                               max_images=calibration_images)
     threads = torch.get_num_threads()
+    mixed = {}
+    if name == "efficientnet_lite0":  # notebook 08's mixed precision: stem and stages 0-2 in fp32
+        path = quantize_int8(onnx_path, tmp / f"{name}.mixed.onnx", ROOT / "data" / "demo" / "train",
+                             max_images=calibration_images, float_until="stages.2")
+        mixed["ONNX int8, fp32 to st.2"] = load_onnx(path, threads=threads, spinning=False)
     out = {"timm eager": peer, "effnet_lab eager": ours, "effnet_lab fused+CL": fused,
-           "ONNX Runtime fp32": load_onnx(onnx_path, threads=threads),
-           "ONNX Runtime int8": load_onnx(int8_path, threads=threads)}
+           "ONNX Runtime fp32": load_onnx(onnx_path, threads=threads, spinning=False),
+           "ONNX Runtime int8": load_onnx(int8_path, threads=threads, spinning=False), **mixed}
     if use_compile:
         out["torch.compile"] = torch.compile(ours)
     return out

@@ -25,6 +25,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NEEDS_EXTRA = {"08_deployment.ipynb": '"/content/effnet_lab[deploy]"'}  # Colab has no onnxruntime
 
 
 def _repository_url() -> str:
@@ -112,7 +113,7 @@ def test_setup_cell_runs_only_in_colab(path: Path, monkeypatch: pytest.MonkeyPat
     calls = _run_setup(source, in_colab=True, monkeypatch=monkeypatch)
     assert sys.path[0] == "/content/effnet_lab", "the clone must be importable without a restart"
     assert calls == [("system", f"git clone -q --depth 1 {_repository_url()} /content/effnet_lab"),
-                     ("pip", "install -q -e /content/effnet_lab"),
+                     ("pip", f"install -q -e {NEEDS_EXTRA.get(path.name, '/content/effnet_lab')}"),
                      ("cd", "/content/effnet_lab/notebooks")]
 
 

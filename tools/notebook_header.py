@@ -22,6 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BADGE_TAG, SETUP_TAG = "colab-badge", "colab-setup"
+# Notebooks that need an optional extra of the package (Colab lacks onnxruntime, for one).
+EXTRAS = {"08_deployment.ipynb": "deploy"}
+
+
+def install_target(name: str) -> str:
+    extra = EXTRAS.get(name)
+    return f'"/content/effnet_lab[{extra}]"' if extra else "/content/effnet_lab"
 
 
 def repository_url() -> str:
@@ -43,7 +50,7 @@ def header_cells(name: str, url: str) -> list[dict]:
         "\n",
         'if "google.colab" in sys.modules:\n',
         f"    !git clone -q --depth 1 {url} /content/effnet_lab\n",
-        "    %pip install -q -e /content/effnet_lab\n",
+        f"    %pip install -q -e {install_target(name)}\n",
         "    sys.path.insert(0, \"/content/effnet_lab\")  # an editable install is seen only after a restart\n",
         "    %cd /content/effnet_lab/notebooks",
     ]

@@ -17,7 +17,8 @@ from typing import Any
 NEEDED = ("onnx", "onnxruntime", "onnxscript")
 
 _EXPORTS = {"export_onnx": "export", "onnx_metadata": "export", "load_onnx": "runtime", "OnnxModel": "runtime",
-            "quantize_int8": "quantize", "calibration_images": "quantize", "agreement": "check"}
+            "quantize_int8": "quantize", "calibration_images": "quantize", "agreement": "check",
+            "folder_accuracy": "check", "quantization_error_by_layer": "quantize"}
 __all__ = sorted(_EXPORTS)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -50,3 +51,28 @@ def agreement(reference: torch.nn.Module, other: torch.nn.Module, images: Sequen
             top2 = a.softmax(1).topk(2, dim=1).values
             margin = max([margin, *(top2[:, 0] - top2[:, 1])[~agree].tolist()])
     return Agreement(len(images), same, worst, margin)
+
+
+def folder_accuracy(model: torch.nn.Module, folder: str | os.PathLike, batch_size: int = 16) -> tuple[int, int]:
+    """(correct, total) of `model` on an image folder laid out one subfolder per class, the
+    classes matched by name to the model's class names and each image preprocessed with the
+    model's own data config (so an ONNX file is judged by the preprocessing it carries)."""
+    from ..data.folders import is_image_file
+
+    folder = Path(folder)
+    names = list((getattr(model, "pretrained_cfg", None) or {}).get("label_names") or [])
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    if not classes:
+        raise ValueError(f"{folder} holds no class subfolders")
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise ValueError(f"{folder}: the model has no class named {', '.join(unknown)} (its classes: {names})")
+    items = [(p, names.index(c)) for c in classes for p in sorted((folder / c).rglob("*")) if is_image_file(p)]
+    transform = create_transform(**resolve_data_config(model))
+    correct = 0
+    with eval_mode(model), torch.inference_mode():
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            x = torch.stack([transform(load_image(p)) for p, _ in chunk])
+            correct += int((model(x).argmax(1) == torch.tensor([i for _, i in chunk])).sum())
+    return correct, len(items)

@@ -46,6 +46,7 @@ def export_onnx(
     input_size: tuple[int, int, int] | None = None,
     opset: int | None = None,
     labels: list[str] | None = None,
+    example: torch.Tensor | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Export a classifier to an ONNX file and return its path.
@@ -58,6 +59,8 @@ def export_onnx(
     carries that data config and the class names (`labels`, else as `predict` finds them) as
     ONNX metadata. Exported in eval mode (the model's own modes are restored afterwards);
     an existing file is kept unless overwrite=True; the file is written atomically.
+    example: an input batch, for a model whose input is not an RGB image (a 1-channel
+    Fashion-MNIST network): the file then stores no data config and takes preprocessed tensors.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"export_onnx needs a torch.nn.Module, got {type(model).__name__}")
@@ -66,13 +69,19 @@ def export_onnx(
         raise ValueError(f"size must be 'auto', 'dynamic' or 'static', got {size!r}")
     if size == "auto":
         size = "static" if any(isinstance(m, SameConv2d) for m in model.modules()) else "dynamic"
+    if example is not None and (input_size is not None or not isinstance(example, torch.Tensor) or example.ndim != 4):
+        raise ValueError("example must be an (N, C, H, W) tensor, and input_size is not used with it")
     path = check_output(path, overwrite, "ONNX file")
-    config = resolve_data_config(model) if input_size is None else resolve_data_config(model, input_size=input_size)
+    if example is not None:
+        config = None  # tensors in, no image preprocessing to record
+    else:
+        config = resolve_data_config(model) if input_size is None else resolve_data_config(model, input_size=input_size)
     num_classes = getattr(model, "num_classes", None)
     if num_classes == 0:
         raise ValueError("export_onnx exports classifiers; this model has none (num_classes=0)")
 
-    example = torch.zeros(2 if batch == "dynamic" else batch, *config["input_size"], device=model_device(model))
+    shape = config["input_size"] if config else tuple(example.shape[1:])
+    example = torch.zeros(2 if batch == "dynamic" else batch, *shape, device=model_device(model))
     dims: dict[int, Any] = {}
     if batch == "dynamic":
         dims[0] = torch.export.Dim("batch", min=1, max=4096)

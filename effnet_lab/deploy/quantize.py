@@ -26,8 +26,10 @@ from .runtime import load_onnx
 
 log = logging.getLogger(__name__)
 
-METHODS = {"minmax": ortq.CalibrationMethod.MinMax, "entropy": ortq.CalibrationMethod.Entropy,
-           "percentile": ortq.CalibrationMethod.Percentile}
+# No "entropy": through quantize_static, ONNX Runtime's entropy calibrator runs with 128 histogram
+# bins and 128 quantized bins, so the only threshold it can pick is the full range — on Lite0 it
+# gave every scale exactly as min-max did (checked with onnxruntime 1.32).
+METHODS = {"minmax": ortq.CalibrationMethod.MinMax, "percentile": ortq.CalibrationMethod.Percentile}
 
 
 def calibration_images(calibration: str | os.PathLike | Sequence[ImageSource]) -> list[ImageSource]:
@@ -84,7 +86,7 @@ def _float_prefix(graph: onnx.GraphProto, module: str) -> list[str]:
 def quantize_int8(
     onnx_path: str | os.PathLike,
     out_path: str | os.PathLike,
-    calibration: str | os.PathLike | Sequence[ImageSource],
+    calibration: str | os.PathLike | Sequence[ImageSource] | torch.Tensor,
     *,
     per_channel: bool = True,
     method: str = "minmax",
@@ -95,11 +97,13 @@ def quantize_int8(
 ) -> Path:
     """Quantize an `export_onnx` file to int8 and return the new file's path.
 
-    calibration: a folder of images (searched recursively) or a list of paths / PIL images;
-    at most `max_images` are used, preprocessed with the file's own data config. Every image is
-    read before quantization starts, so a bad one fails fast, naming the file. method: minmax,
-    entropy or percentile (ONNX Runtime's calibrators). The metadata (data config, class
-    names) is carried over, so `load_onnx` and `predict` use the int8 file like the fp32 one.
+    calibration: a folder of images (searched recursively) or a list of paths / PIL images,
+    preprocessed with the file's own data config; or a (N, C, H, W) tensor already preprocessed
+    (for data that is not image files, such as Fashion-MNIST). At most `max_images` are used.
+    Every image is read before quantization starts, so a bad one fails fast, naming the file.
+    method: "minmax" or "percentile" (ONNX Runtime's calibrators; percentile clips the 0.001 %
+    tails). The metadata (data config, class names) is carried over, so `load_onnx` and
+    `predict` use the int8 file like the fp32 one.
     float_until: a module name ("stem", "stages.0", "stages.1", …): everything from the input up
     to and including it stays fp32 (mixed precision), the rest is int8. The early, high-resolution
     layers are where per-tensor activation scales lose most (notebook 08).
@@ -114,8 +118,17 @@ def quantize_int8(
         raise ValueError(f"out_path {out} is the input file; choose another name")
     if float_until is not None:  # the name is checked before any work
         _float_prefix(onnx.load(os.fspath(onnx_path), load_external_data=False).graph, float_until)
-    transform = create_transform(**resolve_data_config(source))
-    tensors = [transform(load_image(item)) for item in calibration_images(calibration)[:max_images]]
+    if isinstance(calibration, torch.Tensor):
+        if calibration.ndim != 4 or calibration.shape[0] == 0 or calibration.shape[1] != source.input_shape[1]:
+            raise ValueError(f"calibration tensor must be (N, {source.input_shape[1]}, H, W) with N ≥ 1, "
+                             f"got {tuple(calibration.shape)}")
+        tensors = list(calibration[:max_images].float().cpu())
+    else:
+        if not source.takes_images:
+            raise ValueError(f"{onnx_path} takes preprocessed tensors (it was exported from a tensor example); "
+                             "pass calibration as an (N, C, H, W) tensor")
+        transform = create_transform(**resolve_data_config(source))
+        tensors = [transform(load_image(item)) for item in calibration_images(calibration)[:max_images]]
     fixed_batch = source.input_shape[0] if isinstance(source.input_shape[0], int) else None
     step = fixed_batch or batch_size
     batches = [torch.stack(tensors[i:i + step]).numpy() for i in range(0, len(tensors), step)]
@@ -141,3 +154,33 @@ def quantize_int8(
     log.info("quantized %s to %s (%.1f MB, %d calibration images)", onnx_path, out, out.stat().st_size / 1e6,
              len(tensors))
     return out
+
+
+def quantization_error_by_layer(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
+                                images: Sequence[ImageSource], max_images: int = 8) -> list[tuple[str, float]]:
+    """Where the int8 error enters: for every activation the int8 file quantizes, its
+    signal-to-quantization-noise ratio in dB (higher is better; 20 dB = error a tenth of the
+    signal) between the fp32 and the int8 file run on the same images, in network order.
+
+    Built on ONNX Runtime's QDQ debugging helpers (`onnxruntime.quantization.qdq_loss_debug`):
+    both graphs are made to output their intermediate tensors; the error of a tensor is the
+    error accumulated up to it, not its own rounding alone."""
+    from onnxruntime.quantization import qdq_loss_debug as debug
+
+    source = load_onnx(fp32_path)
+    if not source.takes_images:
+        raise ValueError(f"{fp32_path} takes preprocessed tensors; quantization_error_by_layer needs images")
+    transform = create_transform(**resolve_data_config(source))
+    feeds = [{source.input_name: transform(load_image(i))[None].numpy()} for i in list(images)[:max_images]]
+    if not feeds:
+        raise ValueError("images is empty")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        prepared, float_aug, int8_aug = (os.fspath(Path(tmpdir) / n) for n in ("p.onnx", "f.onnx", "q.onnx"))
+        quant_pre_process(os.fspath(fp32_path), prepared)  # the graph quantize_int8 quantized: same names
+        debug.modify_model_output_intermediate_tensors(prepared, float_aug)
+        debug.modify_model_output_intermediate_tensors(os.fspath(int8_path), int8_aug)
+        matched = debug.create_activation_matching(debug.collect_activations(int8_aug, feeds),
+                                                   debug.collect_activations(float_aug, feeds))
+        order = [out for node in onnx.load(prepared).graph.node for out in node.output]
+    errors = debug.compute_activation_error(matched)
+    return [(name, errors[name]["xmodel_err"]) for name in order if "xmodel_err" in errors.get(name, {})]

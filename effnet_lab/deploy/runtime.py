@@ -20,7 +20,8 @@ from .export import ARCHITECTURE_KEY, DATA_CONFIG_KEY, LABELS_KEY
 class OnnxModel(torch.nn.Module):
     """An ONNX Runtime session behind a torch-module face: call it on an (N, C, H, W) float
     tensor, get (N, num_classes) logits. It has no parameters; `pretrained_cfg` holds the data
-    config and class names, as on a model from `create_model`."""
+    config and class names, as on a model from `create_model` (no data config for a file
+    exported from a tensor example: `takes_images` is False)."""
 
     def __init__(self, path: Path, session: ort.InferenceSession, data_config: Mapping[str, Any],
                  labels: Sequence[str] | None, architecture: str) -> None:
@@ -33,6 +34,7 @@ class OnnxModel(torch.nn.Module):
         self.pretrained_cfg: dict[str, Any] = {**data_config, "architecture": architecture, "source": str(path)}
         if labels is not None:
             self.pretrained_cfg["label_names"] = list(labels)
+        self.takes_images = bool(data_config)
 
     def _check(self, x: torch.Tensor) -> None:
         want = ["N" if not isinstance(d, int) else d for d in self.input_shape]
@@ -54,19 +56,24 @@ class OnnxModel(torch.nn.Module):
 
 def load_onnx(path: str | os.PathLike, *, data_config: Mapping[str, Any] | None = None,
               labels: Sequence[str] | None = None, threads: int | None = None,
-              providers: Sequence[str] | None = None) -> OnnxModel:
+              providers: Sequence[str] | None = None, spinning: bool = True) -> OnnxModel:
     """Open an ONNX classifier on ONNX Runtime (CPU unless `providers` says otherwise).
 
     The preprocessing and class names come from the metadata `export_onnx` wrote. A file from
     elsewhere has none: then pass `data_config` (the keys of `resolve_data_config`: input_size,
     mean, std, interpolation, crop_pct, crop_mode; missing keys take timm's defaults) and,
     optionally, `labels`. threads: ONNX Runtime's intra-op threads (default torch's count).
+    spinning: ONNX Runtime's threads keep spinning for a while after each run, for the next one's
+    latency; with spinning=False they sleep, so PyTorch code run right after (a benchmark that
+    alternates the two, a notebook) gets the cores back.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX file")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(os.fspath(path), options, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as e:  # ONNX Runtime raises its own Fail/InvalidProtobuf types
@@ -78,7 +85,8 @@ def load_onnx(path: str | os.PathLike, *, data_config: Mapping[str, Any] | None 
                              "preprocessing is unknown; pass data_config={'input_size': (3, 224, 224), 'mean': ..., "
                              "'std': ...} (and labels=[...]) to load it anyway")
         data_config = json.loads(meta[DATA_CONFIG_KEY])
-    data_config = resolve_data_config(args=dict(data_config))
+    # null: exported from a tensor example (not an RGB model); it takes preprocessed tensors only
+    data_config = {} if data_config is None else resolve_data_config(args=dict(data_config))
     if labels is None and LABELS_KEY in meta:
         labels = json.loads(meta[LABELS_KEY])
     return OnnxModel(path, session, data_config, labels, meta.get(ARCHITECTURE_KEY, path.stem))

@@ -22,8 +22,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-_MODULES = ("mbconv", "se", "scaling", "inference", "gradcam", "finetune", "study")
+_MODULES = ("mbconv", "se", "scaling", "inference", "gradcam", "finetune", "study", "deploy")
 NOT_ANSWERED = Ellipsis  # the placeholder `answer = ...` in the notebooks
+
+
+class NotAnswered(Exception):
+    """Raised by an implement-it check when the learner's function still returns nothing."""
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,25 @@ def check(key: str, value: Any) -> None:
     ex = get(key)
     if value is NOT_ANSWERED or value is None:
         print(f"[{key}] not answered yet — replace `...` with your answer. {ex.question}")
-    elif ex.is_right(value):
+        return
+    try:
+        right = ex.is_right(value)
+    except NotAnswered:
+        print(f"[{key}] not answered yet — your function returns None: replace `...` with its body. {ex.question}")
+        return
+    if right:
         print(f"[{key}] ✔ right!")
     else:
-        print(f"[{key}] ✘ not quite ({value!r}). Hint: {ex.hint}")
+        shown = "your function" if callable(value) else repr(value)
+        print(f"[{key}] ✘ not quite ({shown}). Hint: {ex.hint}")
 
 
 def solution(key: str) -> None:
     """Reveal the worked solution (and the right answer) of exercise `key`."""
     ex = get(key)
-    print(f"[{key}] {ex.question}\n\n{ex.solution}\n\nAnswer: {ex.answer()!r}")
+    answer = ex.answer()
+    shown = "" if callable(answer) else f"\n\nAnswer: {answer!r}"  # implement-it: the solution is the code
+    print(f"[{key}] {ex.question}\n\n{ex.solution}{shown}")
 
 
 @lru_cache(maxsize=2)
