@@ -33,6 +33,7 @@ from .images import ImageLoadError, load_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "class_images",
     "DatasetError",
     "FolderSummary",
     "ImageFolderDataset",
@@ -252,6 +253,17 @@ def _collect(class_dir: Path, links_out: list[Path] | None = None, root: Path | 
     """(image files, non-image files) below one class folder."""
     files = _walk_files(class_dir, links_out, root)
     return [f for f in files if is_image_file(f)], [f for f in files if not is_image_file(f)]
+
+
+def class_images(folder: str | os.PathLike) -> dict[str, list[Path]]:
+    """The images of a folder laid out one sub-folder per class, by class name (sorted), with the
+    same rules as training: hidden and tool folders skipped, links out of a class folder not
+    followed. Raises ``DatasetError`` when there are no class folders."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DatasetError(f"image folder not found: {folder}")
+    folder = folder.resolve()  # as scan_image_folder: links are judged against the real path
+    return {name: _collect(d, root=folder)[0] for name, d in _class_dirs(folder).items()}
 
 
 def _find_split_dirs(root: Path, dirs: list[Path]) -> tuple[Path | None, Path | None]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from PIL import Image
 
 from ..data.config import resolve_data_config
+from ..data.folders import class_images
 from ..data.images import ImageSource, load_image
 from ..data.transforms import create_transform
 from ..model.device import eval_mode
@@ -35,15 +35,20 @@ def load_check_images(paths: Sequence[str | os.PathLike]) -> list[Image.Image]:
     return [load_image(p) for p in paths]
 
 
+def _batches(model: torch.nn.Module, images: Sequence[ImageSource], batch_size: int) -> Iterator[torch.Tensor]:
+    """`images` decoded and preprocessed with `model`'s data config, `batch_size` at a time."""
+    transform = create_transform(**resolve_data_config(model))
+    for start in range(0, len(images), batch_size):
+        yield torch.stack([transform(load_image(i)) for i in images[start:start + batch_size]])
+
+
 def agreement(reference: torch.nn.Module, other: torch.nn.Module, images: Sequence[ImageSource],
               batch_size: int = 16) -> Agreement:
     """Top-1 agreement and the largest logit difference of `other` against `reference`, both fed
     the reference's preprocessing."""
-    transform = create_transform(**resolve_data_config(reference))
     same, worst, margin = 0, 0.0, 0.0
     with eval_mode(reference), torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            x = torch.stack([transform(load_image(i)) for i in images[start:start + batch_size]])
+        for x in _batches(reference, images, batch_size):
             a, b = reference(x).float(), other(x).float()
             agree = a.argmax(1) == b.argmax(1)
             same += int(agree.sum())
@@ -57,22 +62,15 @@ def folder_accuracy(model: torch.nn.Module, folder: str | os.PathLike, batch_siz
     """(correct, total) of `model` on an image folder laid out one subfolder per class, the
     classes matched by name to the model's class names and each image preprocessed with the
     model's own data config (so an ONNX file is judged by the preprocessing it carries)."""
-    from ..data.folders import is_image_file
-
-    folder = Path(folder)
     names = list((getattr(model, "pretrained_cfg", None) or {}).get("label_names") or [])
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
-    if not classes:
-        raise ValueError(f"{folder} holds no class subfolders")
-    unknown = [c for c in classes if c not in names]
+    by_class = class_images(folder)
+    unknown = [c for c in by_class if c not in names]
     if unknown:
         raise ValueError(f"{folder}: the model has no class named {', '.join(unknown)} (its classes: {names})")
-    items = [(p, names.index(c)) for c in classes for p in sorted((folder / c).rglob("*")) if is_image_file(p)]
-    transform = create_transform(**resolve_data_config(model))
+    paths = [p for images in by_class.values() for p in images]
+    labels = torch.tensor([names.index(c) for c, images in by_class.items() for _ in images])
     correct = 0
     with eval_mode(model), torch.inference_mode():
-        for start in range(0, len(items), batch_size):
-            chunk = items[start:start + batch_size]
-            x = torch.stack([transform(load_image(p)) for p, _ in chunk])
-            correct += int((model(x).argmax(1) == torch.tensor([i for _, i in chunk])).sum())
-    return correct, len(items)
+        for start, x in zip(range(0, len(paths), batch_size), _batches(model, paths, batch_size), strict=True):
+            correct += int((model(x).argmax(1) == labels[start:start + batch_size]).sum())
+    return correct, len(paths)

@@ -120,7 +120,7 @@ def _letters(value: Any) -> bool:
          "and head widths (d) change how much work there is, not the ranges.",
     solution="(a) and (b). ReLU6 caps the range a calibrator must cover (SiLU is unbounded above); the SE gate "
              "multiplies each channel by a per-image number in (0, 1), so the ranges after it move with the "
-             "image. (c) and (d) are about size and cost. Section 8.6 measures whether it matters here.",
+             "image. (c) and (d) are about size and cost. Section 8.8 measures whether it matters here.",
     accept=_letters,
 )
 def lite_changes() -> set[str]:
