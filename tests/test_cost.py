@@ -23,7 +23,8 @@ def n_params(module: nn.Module) -> int:
 
 
 FAMILY = [f"efficientnet_b{i}" for i in range(8)] + [f"efficientnet_lite{i}" for i in range(5)] + \
-         ["efficientnet_es", "efficientnet_em", "efficientnet_el", "tf_efficientnet_b3"]
+         ["efficientnet_es", "efficientnet_em", "efficientnet_el", "tf_efficientnet_b3"] + \
+         ["efficientnetv2_rw_t", "efficientnetv2_rw_s"] + [f"tf_efficientnetv2_{k}" for k in ("b0", "b3", "s")]
 
 ARBITRARY = [
     EfficientNetConfig(B0_STAGES, width=0.5, depth=0.5, resolution=128),
@@ -75,7 +76,8 @@ def _part(name: str) -> str:
 # MACs: conv + linear only, which is exactly what FlopCounterMode counts (as 2 FLOPs per MAC).
 # Odd sizes and TF "same" padding check the output-size arithmetic.
 FLOP_CASES = [("efficientnet_b0", 224), ("efficientnet_es", 224), ("efficientnet_lite0", 224),
-              ("tf_efficientnet_b0", 225), ("efficientnet_el", 193)]
+              ("tf_efficientnet_b0", 225), ("efficientnet_el", 193),
+              ("tf_efficientnetv2_b3", 227), ("efficientnetv2_rw_s", 160), ("efficientnetv2_rw_t", 193)]
 
 
 @pytest.mark.parametrize("name,res", FLOP_CASES)

@@ -111,6 +111,9 @@ def assert_same_data_config(ours: dict, theirs: dict) -> None:
     assert ours["crop_pct"] == theirs["crop_pct"]
     assert ours["interpolation"] == theirs["interpolation"]
     assert tuple(ours["mean"]) == tuple(theirs["mean"]) and tuple(ours["std"]) == tuple(theirs["std"])
+    assert ours.get("crop_mode", "center") == theirs.get("crop_mode", "center")
+    test_size = theirs.get("test_input_size")
+    assert ours.get("test_input_size") == (tuple(test_size) if test_size else None)
 
 
 def _timm_cfg_for_file(name: str) -> dict | None:

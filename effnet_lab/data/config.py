@@ -136,6 +136,7 @@ def resolve_data_config(
     *,
     model: torch.nn.Module | None = None,
     pretrained_cfg: Mapping[str, Any] | None = None,
+    use_test_size: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Work out the preprocessing settings for a model.
@@ -162,6 +163,8 @@ def resolve_data_config(
 
     if pretrained_cfg is None and model is not None:
         pretrained_cfg = getattr(model, "pretrained_cfg", None)
+    if use_test_size and pretrained_cfg and pretrained_cfg.get("test_input_size"):
+        pretrained_cfg = {**pretrained_cfg, "input_size": pretrained_cfg["test_input_size"]}
 
     config: dict[str, Any] = {
         "input_size": DEFAULT_INPUT_SIZE,

@@ -164,8 +164,8 @@ class MBConv(ResidualBlock):
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: float,
                  se_ratio: float = 0.25, act: str = "silu", drop_path_rate: float = 0.0,
                  bn_eps: float = 1e-5, tf_same_padding: bool = False, skip: bool = True,
-                 mid_from: int | None = None):
-        super().__init__()
+                 mid_from: int | None = None, always_project: bool = False):
+        super().__init__()  # mid_from, always_project: FusedMBConv's options (MBConv always projects)
         mid = mbconv_mid(in_ch, expand_ratio)
         opts = dict(bn_eps=bn_eps, tf_same_padding=tf_same_padding)
         self.expand = ConvBnAct(in_ch, mid, 1, act=act, **opts) if expand_ratio != 1 else None
@@ -191,8 +191,9 @@ class FusedMBConv(ResidualBlock):
     A full k×k conv has more FLOPs than a depthwise one but runs better on accelerators that
     are poor at depthwise convs, so EfficientNet-EdgeTPU and EfficientNetV2 use it in the early,
     wide-spatial stages. With expand ratio 1 the k×k conv maps straight to the output channels
-    and there is no projection (EfficientNetV2's first stage). `mid_from` sizes the expansion
-    from another channel count (a quirk of the EdgeTPU reference).
+    and there is no projection (EfficientNetV2's first stage), unless `always_project` (timm's
+    efficientnetv2_rw_s). `mid_from` sizes the expansion from another channel count (a quirk of
+    the EdgeTPU reference).
     """
 
     PARTS = ("expand", "se", "project")
@@ -200,13 +201,14 @@ class FusedMBConv(ResidualBlock):
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: float,
                  se_ratio: float = 0.0, act: str = "relu", drop_path_rate: float = 0.0,
                  bn_eps: float = 1e-5, tf_same_padding: bool = False, skip: bool = True,
-                 mid_from: int | None = None):
+                 mid_from: int | None = None, always_project: bool = False):
         super().__init__()
-        mid = out_ch if expand_ratio == 1 else fused_mid(in_ch, expand_ratio, mid_from)
+        project = expand_ratio != 1 or always_project
+        mid = fused_mid(in_ch, expand_ratio, mid_from) if project else out_ch
         opts = dict(bn_eps=bn_eps, tf_same_padding=tf_same_padding)
         self.expand = ConvBnAct(in_ch, mid, kernel, stride, act=act, **opts)
         self.se = SqueezeExcite(mid, squeeze_channels(in_ch, se_ratio), act) if se_ratio else None
-        self.project = ConvBnAct(mid, out_ch, 1, act=None, **opts) if expand_ratio != 1 else None
+        self.project = ConvBnAct(mid, out_ch, 1, act=None, **opts) if project else None
         self._init_skip(in_ch, out_ch, stride, skip, drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

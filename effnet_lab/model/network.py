@@ -116,7 +116,8 @@ class EfficientNet(nn.Module):
                 blocks.append(block_class(s.block)(
                     s.in_channels if j == 0 else s.out_channels, s.out_channels, s.kernel,
                     s.stride if j == 0 else 1, s.expand, se_ratio=s.se, act=config.act,
-                    drop_path_rate=next(rates), skip=s.skip, mid_from=s.mid_from, **opts))
+                    drop_path_rate=next(rates), skip=s.skip, mid_from=s.mid_from,
+                    always_project=s.always_project, **opts))
             self.stages.append(nn.Sequential(*blocks))
 
         self.num_features = config.head_out

@@ -22,8 +22,10 @@ from ..paper.architecture import (
     B0_STAGES,
     EDGE_STAGES,
     LITE_STAGES,
+    V2_BASE_STAGES,
     V2_L_STAGES,
     V2_M_STAGES,
+    V2_RW_S_STAGES,
     V2_S_STAGES,
     EfficientNetConfig,
     config_from_dict,
@@ -50,10 +52,15 @@ class ModelEntry:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     weights: WeightsSource | None = None
+    test_input_size: int | None = None  # timm's: the larger size V2 weights are evaluated at
+    crop_mode: str = "center"
 
     def data_config(self) -> dict[str, Any]:
-        return dict(input_size=(3, self.input_size, self.input_size), crop_pct=self.crop_pct,
-                    interpolation=self.interpolation, mean=self.mean, std=self.std, crop_mode="center")
+        cfg = dict(input_size=(3, self.input_size, self.input_size), crop_pct=self.crop_pct,
+                   interpolation=self.interpolation, mean=self.mean, std=self.std, crop_mode=self.crop_mode)
+        if self.test_input_size:
+            cfg["test_input_size"] = (3, self.test_input_size, self.test_input_size)
+        return cfg
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -108,7 +115,8 @@ def _tf(config: EfficientNetConfig) -> EfficientNetConfig:
 
 
 # The card's models, with its data configs; tf_ ports with timm's data configs for them.
-# timm's B4 weights were trained at 320 px, and timm evaluates them at 320 / 0.875 by default.
+# timm's B4 weights were trained at 320 px; timm evaluates them at 320 / 0.875 by default, at 384
+# with use_test_size=True.
 # B5–B7 have no timm weights of this architecture: torchvision's (ported from TF by
 # lukemelas) were trained with BN eps 1e-3 and are evaluated without a centre crop.
 def _tv(file: str) -> WeightsSource:
@@ -122,7 +130,8 @@ _B_MODELS = [
     ("b1", 240, 0.875, _timm("efficientnet_b1-533bc792.pth"),          0.882, _TIMM + "tf_efficientnet_b1_aa-ea7a6ee0.pth"),
     ("b2", 260, 0.875, _timm("efficientnet_b2_ra-bcdf34b7.pth"),       0.890, _TIMM + "tf_efficientnet_b2_aa-60c94f97.pth"),
     ("b3", 300, 0.904, _timm("efficientnet_b3_ra2-cf984f9c.pth"),      0.904, _TIMM + "tf_efficientnet_b3_aa-84b4657e.pth"),
-    ("b4", 380, 0.922, _timm("efficientnet_b4_ra2_320-7eb33cd5.pth", input_size=(3, 320, 320), crop_pct=0.875),
+    ("b4", 380, 0.922, _timm("efficientnet_b4_ra2_320-7eb33cd5.pth", input_size=(3, 320, 320), crop_pct=0.875,
+                                                      test_input_size=(3, 384, 384)),
      0.922, _TIMM + "tf_efficientnet_b4_aa-818f208c.pth"),
     ("b5", 456, 0.934, _tv("efficientnet_b5_lukemelas-1a07897c.pth"),  0.934, _TIMM_HF + "tf_efficientnet_b5_aa-99018a74.pth"),
     ("b6", 528, 0.942, _tv("efficientnet_b6_lukemelas-24a108a5.pth"),  0.942, _TIMM + "tf_efficientnet_b6_aa-80ba17e4.pth"),
@@ -157,6 +166,55 @@ for _key, _stages, _stem, _drop, _size, _interp, _norm, _file in [
     register(ModelEntry(f"efficientnetv2_{_key}", EfficientNetConfig(_stages, resolution=_size, dropout=_drop,
                                                                      stem_channels=_stem, head_channels=1280),
                         _size, 1.0, _interp, *_norm, weights=_tv(_file)))
+
+# EfficientNetV2 with timm's weights. The TF ports of the official checkpoints (ImageNet-21k
+# pre-trained, fine-tuned on 1k: timm's default tag) and timm's own rw_t / rw_s. timm's data
+# configs: `input_size` is the training size, `test_input_size` the larger one the paper evaluates at
+# (V2 trains small and tests big); the config's resolution (what costs are counted at) is the test size.
+_V2 = _TIMM.replace("v0.1-weights", "v0.1-effv2-weights")
+
+
+def _v2(stages, stem: int, size: int, dropout: float, width: float = 1.0, depth: float = 1.0,
+        head: int = 1280, tf: bool = True, round_limit: float = 0.9) -> EfficientNetConfig:
+    config = EfficientNetConfig(stages, width, depth, size, dropout, stem_channels=stem, head_channels=head,
+                                round_limit=round_limit)
+    return _tf(config) if tf else config
+
+
+#        key  stages       stem train test dropout  crop_mode  weights file
+for _key, _stages, _stem, _train, _test, _drop, _mode, _file in [
+    ("s", V2_S_STAGES, 24, 300, 384, 0.2, "center", "tf_efficientnetv2_s_21ft1k-d7dafa41.pth"),
+    ("m", V2_M_STAGES, 24, 384, 480, 0.3, "squash", "tf_efficientnetv2_m_21ft1k-bf41664a.pth"),
+    ("l", V2_L_STAGES, 32, 384, 480, 0.4, "squash", "tf_efficientnetv2_l_21ft1k-60127a9d.pth"),
+]:
+    register(ModelEntry(f"tf_efficientnetv2_{_key}", _v2(_stages, _stem, _test, _drop), _train, 1.0, "bicubic",
+                        HALF, HALF, WeightsSource("timm", url=_V2 + _file, arch=TF_ARCH),
+                        test_input_size=_test, crop_mode=_mode))
+
+# B0-B3: the base network scaled by width / depth multipliers, channels rounded without V1's 90 % floor.
+#        key  width depth train test crop   dropout  ImageNet-1k weights file
+for _key, _w, _d, _train, _test, _crop, _drop, _file in [
+    ("b0", 1.0, 1.0, 192, 224, 0.875, 0.2, "tf_efficientnetv2_b0-c7cc451f.pth"),
+    ("b1", 1.0, 1.1, 192, 240, 0.882, 0.2, "tf_efficientnetv2_b1-be6e41b0.pth"),
+    ("b2", 1.1, 1.2, 208, 260, 0.890, 0.3, "tf_efficientnetv2_b2-847de54e.pth"),
+    ("b3", 1.2, 1.4, 240, 300, 0.904, 0.3, "tf_efficientnetv2_b3-57773f13.pth"),
+]:
+    _weights = WeightsSource("timm", url=_V2 + _file, arch=TF_ARCH)
+    _entry = ModelEntry(f"tf_efficientnetv2_{_key}", _v2(V2_BASE_STAGES, 32, _test, _drop, _w, _d, round_limit=0.0),
+                        _train, _crop, weights=_weights, test_input_size=_test)
+    if _key == "b3":  # timm's default B3 tag is the 21k fine-tune (no file outside the HF hub):
+        # its config without weights, the ImageNet-1k file's (above) with pretrained=True
+        _entry = replace(_entry, crop_pct=0.9, mean=HALF, std=HALF, crop_mode="squash", weights=replace(
+            _weights, data=(("crop_pct", 0.904), ("mean", IMAGENET_MEAN), ("std", IMAGENET_STD),
+                            ("crop_mode", "center"))))
+    register(_entry)
+
+# timm's own V2 (PyTorch padding, trained by timm with RandAugment): rw_t = the official S table at
+# width 0.8, depth 0.9; rw_s = timm's pre-release reading of V2-S (V2_RW_S_STAGES).
+register(ModelEntry("efficientnetv2_rw_t", _v2(V2_S_STAGES, 24, 288, 0.2, 0.8, 0.9, tf=False), 224, 1.0,
+                    weights=_timm("efficientnetv2_t_agc-3620981a.pth"), test_input_size=288))
+register(ModelEntry("efficientnetv2_rw_s", _v2(V2_RW_S_STAGES, 24, 384, 0.2, head=1792, tf=False), 288, 1.0,
+                    weights=_timm("efficientnet_v2s_ra2_288-a6477665.pth"), test_input_size=384))
 
 # Lite: `efficientnet_lite0..2` with pretrained=True take the offline TF-ported weights,
 # switching to the TF options they need (the data config follows: mean = std = 0.5).
@@ -286,7 +344,7 @@ def create_model(
 
 # What decides the layers (not BN eps, padding, dropout or input size, which weights may change).
 _ARCH_FIELDS = ("stages", "width", "depth", "stem_channels", "head_channels", "act", "fixed_stem_head",
-                "fixed_first_last_depth")
+                "fixed_first_last_depth", "round_limit")
 
 
 def same_architecture(a: EfficientNetConfig, b: EfficientNetConfig) -> bool:

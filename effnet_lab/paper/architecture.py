@@ -27,6 +27,7 @@ class StageSpec:
     se: float = 0.25  # squeeze-excitation ratio; 0 = no SE
     skip: bool = True  # residual connection where shapes allow
     mid_from: int | None = None  # FusedMBConv only: expand from this many channels (TF quirk)
+    always_project: bool = False  # FusedMBConv only: a 1×1 projection even at expand 1 (timm's rw_s)
 
     def __post_init__(self) -> None:
         block_kind(self.block)  # a typo fails here, naming the known kinds
@@ -93,6 +94,26 @@ V2_L_STAGES: tuple[StageSpec, ...] = (
     StageSpec("mbconv", 3, 1, 6, 640, 7),
 )
 
+# EfficientNetV2-B0 (the official code's "base" network, scaled to B1-B3 by V1-style multipliers):
+# S's pattern with narrower, shallower stages and a 32-channel stem.
+V2_BASE_STAGES: tuple[StageSpec, ...] = (
+    StageSpec("fused", 3, 1, 1, 16, 1, se=0.0),
+    StageSpec("fused", 3, 2, 4, 32, 2, se=0.0),
+    StageSpec("fused", 3, 2, 4, 48, 2, se=0.0),
+    StageSpec("mbconv", 3, 2, 4, 96, 3),
+    StageSpec("mbconv", 3, 1, 6, 112, 5),
+    StageSpec("mbconv", 3, 2, 6, 192, 8),
+)
+
+# timm's V2-S written before the official code was released (efficientnetv2_rw_s), read from the
+# paper's figure: the first stage keeps a 1×1 projection after its 3×3 conv, the last stage is
+# 272 channels wide (head 1792). efficientnetv2_rw_t is the official S table at width 0.8, depth 0.9.
+V2_RW_S_STAGES: tuple[StageSpec, ...] = (
+    StageSpec("fused", 3, 1, 1, 24, 2, se=0.0, always_project=True),
+    *V2_S_STAGES[1:-1],
+    replace(V2_S_STAGES[-1], channels=272),
+)
+
 
 # "B0 for 28 px", the baseline of the scaling study (notebook 07, Fashion-MNIST): B0's stage
 # sequence, kernels, expansion ratios and SE unchanged; stage 3 keeps stride 1, and the stem has
@@ -127,6 +148,7 @@ class EfficientNetConfig:
     fixed_stem_head: bool = False  # Lite: stem and head keep 32 / 1280 channels at any width
     fixed_first_last_depth: bool = False  # Lite: first and last stage are never repeated more
     bn_eps: float = 1e-5  # TF-trained weights expect 1e-3
+    round_limit: float = 0.9  # channel rounding never shrinks below this share (V2-B0..B3: 0)
     tf_same_padding: bool = False  # TF-trained weights expect TF's asymmetric "same" padding
 
     def scaled(self, **changes) -> EfficientNetConfig:
@@ -134,11 +156,15 @@ class EfficientNetConfig:
 
     @property
     def stem_out(self) -> int:
-        return self.stem_channels if self.fixed_stem_head else round_channels(self.stem_channels, self.width)
+        if self.fixed_stem_head:
+            return self.stem_channels
+        return round_channels(self.stem_channels, self.width, round_limit=self.round_limit)
 
     @property
     def head_out(self) -> int:
-        return self.head_channels if self.fixed_stem_head else round_channels(self.head_channels, self.width)
+        if self.fixed_stem_head:
+            return self.head_channels
+        return round_channels(self.head_channels, self.width, round_limit=self.round_limit)
 
 
 # The study's baseline network: 16-px inputs (Fashion-MNIST's 28 px downscaled, so resolution can
@@ -175,6 +201,7 @@ class ScaledStage:
     se: float
     skip: bool
     mid_from: int | None
+    always_project: bool
     in_resolution: int  # spatial size entering the stage, for an input of config.resolution
     out_resolution: int
     reduction: int  # input size / output size of this stage
@@ -196,12 +223,12 @@ def scaled_stages(config: EfficientNetConfig, resolution: int | None = None) -> 
     for i, s in enumerate(config.stages):
         fixed_depth = config.fixed_first_last_depth and i in (0, last)
         repeats = s.repeats if fixed_depth else round_repeats(s.repeats, config.depth)
-        out_ch = round_channels(s.channels, config.width)
+        out_ch = round_channels(s.channels, config.width, round_limit=config.round_limit)
         mid_from = round_channels(s.mid_from, config.width) if s.mid_from else None
         out_res = math.ceil(res / s.stride)
         reduction *= s.stride
         out.append(ScaledStage(i, s.block, s.kernel, s.stride, s.expand, in_ch, out_ch, repeats,
-                               s.se, s.skip, mid_from, res, out_res, reduction))
+                               s.se, s.skip, mid_from, s.always_project, res, out_res, reduction))
         in_ch, res = out_ch, out_res
     return out
 

@@ -87,8 +87,9 @@ def _se_and_skip(mid: int, in_ch: int, out_ch: int, stride: int, out_res: int, s
 
 # ------------------------------------------------------------------------------ cost of a block
 def mbconv_cost(in_ch: int, out_ch: int, kernel: int, stride: int, expand: float, in_res: int,
-                se: float = 0.25, skip: bool = True, mid_from: int | None = None) -> Cost:
-    """1×1 expand (unless expand is 1) → k×k depthwise → SE → 1×1 linear projection."""
+                se: float = 0.25, skip: bool = True, mid_from: int | None = None,
+                always_project: bool = False) -> Cost:
+    """1×1 expand (unless expand is 1) → k×k depthwise → SE → 1×1 linear projection (always)."""
     out_res = math.ceil(in_res / stride)
     mid = mbconv_mid(in_ch, expand)
     cost = conv_cost(in_ch, mid, 1, in_res) if expand != 1 else ZERO
@@ -98,11 +99,13 @@ def mbconv_cost(in_ch: int, out_ch: int, kernel: int, stride: int, expand: float
 
 
 def fused_cost(in_ch: int, out_ch: int, kernel: int, stride: int, expand: float, in_res: int,
-               se: float = 0.0, skip: bool = True, mid_from: int | None = None) -> Cost:
+               se: float = 0.0, skip: bool = True, mid_from: int | None = None,
+               always_project: bool = False) -> Cost:
     """One full k×k conv expands (and strides) → SE → 1×1 linear projection. With expand 1 the
-    k×k conv maps straight to the output channels and there is no projection (EfficientNetV2)."""
+    k×k conv maps straight to the output channels and there is no projection (EfficientNetV2),
+    unless `always_project` (timm's efficientnetv2_rw_s)."""
     out_res = math.ceil(in_res / stride)
-    if expand == 1:
+    if expand == 1 and not always_project:
         return conv_cost(in_ch, out_ch, kernel, out_res) + _se_and_skip(out_ch, in_ch, out_ch, stride, out_res,
                                                                          se, skip)
     mid = fused_mid(in_ch, expand, mid_from)
@@ -115,7 +118,7 @@ def fused_cost(in_ch: int, out_ch: int, kernel: int, stride: int, expand: float,
 class BlockKind:
     name: str  # as written in a stage table
     module: str  # the class in effnet_lab.model.blocks that builds it; also its label ("MBConv6 k5")
-    cost: Callable[..., Cost]  # (in_ch, out_ch, kernel, stride, expand, in_res, se, skip, mid_from)
+    cost: Callable[..., Cost]  # (in_ch, out_ch, kernel, stride, expand, in_res, se, skip, mid_from, always_project)
 
 
 BLOCK_KINDS: dict[str, BlockKind] = {

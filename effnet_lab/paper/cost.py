@@ -116,7 +116,8 @@ def _stage_cost(s: ScaledStage) -> Cost:
     in_ch, res = s.in_channels, s.in_resolution
     for j in range(s.repeats):
         stride = s.stride if j == 0 else 1
-        total += block_cost(in_ch, s.out_channels, s.kernel, stride, s.expand, res, s.se, s.skip, s.mid_from)
+        total += block_cost(in_ch, s.out_channels, s.kernel, stride, s.expand, res, s.se, s.skip, s.mid_from,
+                            s.always_project)
         in_ch, res = s.out_channels, math.ceil(res / stride)
     return total
 

@@ -94,15 +94,16 @@ def round_to_multiple(value: float, multiple: int) -> int:
     return int(round(value / multiple)) * multiple
 
 
-def round_channels(channels: float, width: float = 1.0, divisor: int = 8) -> int:
+def round_channels(channels: float, width: float = 1.0, divisor: int = 8, round_limit: float = 0.9) -> int:
     """Scale a channel count by `width` and round to a multiple of `divisor`.
 
     Hardware likes multiples of 8. Rounding to the nearest multiple could shrink a layer a
-    lot when it is small, so never go below 90% of the target: add one more `divisor` then.
+    lot when it is small, so never go below `round_limit` (90 %) of the target: add one more
+    `divisor` then. (EfficientNetV2-B0..B3 round without that floor: round_limit 0.)
     """
     target = channels * width
     rounded = max(divisor, int(target + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * target:
+    if rounded < round_limit * target:
         rounded += divisor
     return rounded
 
