@@ -308,6 +308,13 @@ CLI_CASES = {
     "resume-other-architecture": (["--model", "efficientnet_b0", "--resume", "{run}/last.pth"],
                                   "holds another architecture's weights"),
     "output-holds-a-run": (["--output", "{run}"], "already holds a run"),
+    "progressive-syntax": (["--progressive", "big"], "progressive (--progressive) must be START:END"),
+    "progressive-reversed": (["--progressive", "64:32"], "need 1 <= START <= END"),
+    "progressive-size-mismatch": (["--progressive", "16:64"], "ends at 64 px but img_size (--img-size) is 32"),
+    "progressive-stages-over-epochs": (["--progressive", "16:32", "--progressive-stages", "3"],
+                                       "progressive_stages (--progressive-stages) must be between 1 and"),
+    "progressive-reg-0": (["--progressive", "16:32", "--progressive-stages", "1", "--progressive-reg", "0"],
+                          "progressive_reg (--progressive-reg)"),
 }
 
 

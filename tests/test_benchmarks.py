@@ -85,3 +85,17 @@ def test_deploy_cpu_quick() -> None:
                   "efficientnet_lite0 b8", "effnet_lab fused+CL / timm eager, efficientnet_lite0 b8"):
         assert any(line.startswith("ratio " + label) for line in lines), out
     assert re.search(r"ONNX Runtime fp32 .* top-1 = timm on 1/1", out), out
+
+
+def test_v2_step_quick() -> None:
+    """The three V2-S builds must hold the same weights (eval logits equal), or the script fails."""
+    out = _run("bench_v2_step.py", "--quick", "--batch", "2", "--size", "64", "--threads", "1")
+    labels = [line.split(",")[0].split("ratio ")[1].strip() for line in _ratio_labels(out)]
+    assert labels == ["effnet_lab / timm", "effnet_lab / torchvision"] * 2, out
+    assert "parameters effnet_lab 21,458,488, timm 21,458,488, torchvision 21,458,488" in out
+
+
+def test_v2_step_memory_worker() -> None:
+    out = _run("bench_v2_step.py", "--mem-worker", "train", "torchvision", "--batch", "2", "--size", "64",
+               "--threads", "1")
+    assert json.loads(out.strip().splitlines()[-1])["peak_mib"] > 0

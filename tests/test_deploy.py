@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import subprocess
 import sys
@@ -112,10 +113,11 @@ _EXPORTED_ABOVE = {"efficientnet_lite0", "efficientnet_b0", "tf_efficientnet_b0"
 def test_every_registered_architecture_exports_and_matches_eager(name, tmp_path):
     """Every other registered model (B1-B7, the TF ports, EdgeTPU M/L, Lite1-4, V2 S/M/L) at 64 px
     with a 10-class head (the graph is the same at any size; small keeps this test in minutes):
-    random weights, BatchNorm statistics measured on real photos, ONNX Runtime within 1e-3 of
-    eager relative to the logits' scale: a deep random network amplifies the summation-order
-    differences of ONNX Runtime's fused kernels (B7: 0.014 on logits of 72, 2e-4 relative), where
-    the four models above are held to 1e-4 absolute."""
+    random weights, BatchNorm statistics measured on real photos. A deep random network amplifies
+    every summation-order difference (tf_efficientnetv2_l: PyTorch's own fp32 logits are 0.26 from
+    float64's on logits of 149, channels_last's 0.34), so ONNX Runtime is held to 1e-3 relative
+    to the logits' scale, or to 4× PyTorch fp32's own distance from the float64 result where that
+    is larger; the four models above are held to 1e-4 absolute."""
     torch.manual_seed(0)
     model = effnet_lab.create_model(name, num_classes=10)
     x = _batch(model, PHOTOS + DEMO[::12], (3, 64, 64))
@@ -124,9 +126,11 @@ def test_every_registered_architecture_exports_and_matches_eager(name, tmp_path)
     x = x[:3]
     with torch.no_grad():
         ref = model(x)
+        exact = copy.deepcopy(model).double()(x.double())
     assert (ref - ref.mean(0)).abs().max() > 1e-3  # the logits depend on the image
     out = load_onnx(path)(x)
-    assert max_diff(out, ref) <= 1e-3 * max(1.0, ref.abs().max().item())
+    fp32_noise = max_diff(ref.double(), exact)
+    assert max_diff(out.double(), exact) <= max(1e-3 * max(1.0, ref.abs().max().item()), 4 * fp32_noise)
     assert torch.equal(out.argmax(1), ref.argmax(1))
 
 

@@ -52,8 +52,24 @@ def test_fake_quant_exercise_needs_the_clamp(capsys):
     assert "fake_quantize_per_tensor_affine" in out and "Answer:" not in out  # the code is the answer
 
 
+def test_pasted_solutions_pass_their_own_checks(capsys):
+    """The code `solution()` prints runs as pasted into a notebook that has only torch imported."""
+    for key, name in (("deploy.scale_zero_point", "scale_zero_point"), ("deploy.fake_quant", "fake_quant")):
+        code = get(key).solution.split("\n(")[0].split("\ntorch.")[0]  # the code, without the remark after it
+        scope = {"torch": torch}
+        exec(code, scope)
+        check(key, scope[name])
+        assert "✔ right" in capsys.readouterr().out, code
+
+
+def test_an_error_in_the_learners_function_is_shown(capsys):
+    check("deploy.fake_quant", lambda x, s, z: torch.clamp(torch.round(x / s) + z, 0, "255"))
+    out = capsys.readouterr().out
+    assert "✘ your function raised TypeError" in out and get("deploy.fake_quant").hint in out
+
+
 def test_lite_changes_exercise(capsys):
-    for right in ({"a", "b"}, "a, b", ["B", "a"]):
+    for right in ({"a", "b"}, "a, b", ["B", "a"], "(a) and (b)"):
         check("deploy.lite_changes", right)
         assert "✔ right" in capsys.readouterr().out
     for wrong in ({"a"}, {"a", "b", "c"}, "d"):

@@ -173,7 +173,8 @@ def test_cli_reaches_every_setting():
             "--smoothing", "0.2", "--drop", "0.3", "--drop-path", "0.05", "--strategy", "partial",
             "--train-stages", "3", "--no-freeze-bn-stats", "--img-size", "160", "--scale", "0.5", "0.9",
             "--hflip", "0", "--color-jitter", "0.4", "--aa", "randaugment", "--val-fraction", "0.3", "--seed", "7",
-            "--device", "cpu", "--no-amp", "--no-channels-last", "--compile", "--grad-checkpointing", "-j", "2",
+            "--progressive", "96:160", "--progressive-stages", "3", "--progressive-reg", "0.5", "--device", "cpu",
+            "--no-amp", "--no-channels-last", "--compile", "--grad-checkpointing", "-j", "2",
             "--output", "o", "--resume", "r.pth", "--overwrite", "--deterministic", "--no-progress",
             "--no-check-images"]
     got = dataclasses.asdict(config_from_args(build_parser().parse_args(argv)))
@@ -181,7 +182,8 @@ def test_cli_reaches_every_setting():
                 backbone_lr=0.001, weight_decay=0.05, warmup_epochs=1.0, min_lr_ratio=0.1, label_smoothing=0.2,
                 drop_rate=0.3, drop_path_rate=0.05, strategy="partial", train_stages=3, freeze_bn_stats=False,
                 img_size=160, scale=(0.5, 0.9), hflip=0.0, color_jitter=0.4, auto_augment="randaugment",
-                val_fraction=0.3, seed=7, device="cpu", amp=False, channels_last=False, compile=True,
+                progressive="96:160", progressive_stages=3, progressive_reg=0.5, val_fraction=0.3, seed=7,
+                device="cpu", amp=False, channels_last=False, compile=True,
                 grad_checkpointing=True, workers=2, output="o", resume="r.pth", overwrite=True, deterministic=True,
                 progress=False,
                 check_images=False)

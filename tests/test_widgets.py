@@ -138,3 +138,73 @@ def test_update_is_fast():
         e.phi.value = phi
         times.append(time.perf_counter() - t)
     assert statistics.median(times) < 0.05, times  # budget 100 ms; typically a few ms
+
+
+# ------------------------------------------------------------------------------ EfficientNetV2
+def _timm_on_meta(name: str):
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        return timm.create_model(name)
+
+
+def test_v2_family_starts_at_v2_b0_and_counts_it_exactly():
+    e = scaling_explorer()
+    e.family_choice.value = "v2"  # as a user's choice would: through the observer
+    peer = _timm_on_meta("tf_efficientnetv2_b0")
+    assert e.family == "v2" and e.mode == "phi"
+    assert int(shown(e.params_html)) == sum(p.numel() for p in peer.parameters()) == 7_139_704
+    assert int(shown(e.flops_html)) == meta_macs(peer, 224)  # TF "same" padding: the same MACs at 224
+    assert [v for _, v in e.preset.options] == ["phi", "b0", "b1", "b2", "b3", "s", "m", "l", "custom"]
+    assert "V2-B0's table" in e.mode_html.value
+
+
+@pytest.mark.parametrize("key, name", [("b3", "tf_efficientnetv2_b3"), ("s", "tf_efficientnetv2_s")])
+def test_v2_presets_are_timms_networks(key, name):
+    e = scaling_explorer()
+    e.set_family("v2")
+    e.preset.value = key
+    peer = _timm_on_meta(name)
+    assert int(shown(e.params_html)) == sum(p.numel() for p in peer.parameters())
+    assert int(shown(e.resolution_html)) == {"b3": 300, "s": 384}[key]
+    assert e.mode == key and f'data-value="{key}"' in e.mode_html.value
+
+
+def test_v2_s_m_l_cost_what_torchvision_publishes():
+    from torchvision.models import get_model_weights
+
+    e = scaling_explorer()
+    e.set_family("v2")
+    for key in ("s", "m", "l"):
+        e.set_preset(key)
+        meta = get_model_weights(f"efficientnet_v2_{key}").IMAGENET1K_V1.meta
+        assert int(shown(e.params_html)) == meta["num_params"]
+        assert round(int(shown(e.flops_html)) / 1e9, 3) == pytest.approx(meta["_ops"], abs=0.001)
+
+
+def test_v2_phi_caps_the_resolution_at_480_and_v1_comes_back():
+    e = scaling_explorer()
+    e.set_family("v2")
+    e.phi.value = 8.0  # 224·1.15^8 = 685 px in V1
+    assert e.resolution.value == 480 and "capped at 480 px" in e.mode_html.value
+    e.family_choice.value = "v1"
+    assert e.family == "v1" and e.resolution.value == compound_multipliers(8.0).resolution
+    m = compound_multipliers(8.0)
+    assert int(shown(e.params_html)) == scaled_b0_params(m.width, m.depth)
+    e.phi.value = 0.0
+    assert int(shown(e.params_html)) == 5_288_548 and "family=v2" not in repr(e)
+
+
+def test_v2_diagram_marks_fused_blocks_and_fits_a_deepened_v2_l():
+    e = scaling_explorer()
+    e.set_family("v2")
+    e.set_preset("l")
+    e.depth.value = DEPTH_MAX = 4.5  # 79 blocks × 4.5
+    svg = ET.fromstring(e.diagram.value)
+    width = float(svg.get("viewBox").split()[2])
+    rects = [el for el in svg.iter() if el.tag.endswith("rect")]
+    assert len(rects) == total_blocks(e.report["config"]) + 2 and e.report["config"].depth == DEPTH_MAX
+    assert max(float(r.get("x")) + float(r.get("width")) for r in rects) <= width
+    fused = [r for r in rects if r.get("fill") == "#54a24b"]
+    assert len(fused) == sum(s["repeats"] for s in e.report["stages"] if s["block"].startswith("FusedMBConv")) > 0

@@ -62,13 +62,13 @@ def _pair(value: Any, name: str) -> tuple[float, float]:
     return (float(value[0]), float(value[1]))
 
 
-def _auto_augment(name: str, mean: tuple[float, float, float]) -> torch.nn.Module:
+def _auto_augment(name: str, mean: tuple[float, float, float], magnitude: int = 9) -> torch.nn.Module:
     # Fill the border that rotations/shears expose with the mean colour, which the
     # later Normalize maps to zero, so the model does not learn black corners.
     fill = [round(255 * m) for m in mean]
     bilinear = InterpolationMode.BILINEAR
     if name == "randaugment":
-        return T.RandAugment(interpolation=bilinear, fill=fill)
+        return T.RandAugment(magnitude=magnitude, interpolation=bilinear, fill=fill)
     if name == "trivialaugment":
         return T.TrivialAugmentWide(interpolation=bilinear, fill=fill)
     if name == "augmix":
@@ -90,6 +90,7 @@ def create_transform(
     hflip: float = 0.5,
     color_jitter: float | Sequence[float] = 0.4,
     auto_augment: str | None = None,
+    magnitude: int = 9,
     re_prob: float = 0.0,
     **ignored: Any,
 ) -> T.Compose:
@@ -99,7 +100,8 @@ def create_transform(
     centre-crop ``size``, ``ToTensor``, ``Normalize`` (identical to timm's eval
     transform). Training: ``RandomResizedCrop``, horizontal flip, colour jitter
     or one of ``auto_augment`` in {'randaugment', 'trivialaugment', 'augmix',
-    'autoaugment'}, ``ToTensor``, ``Normalize`` and optional ``RandomErasing``.
+    'autoaugment'} (``magnitude``: RandAugment's, 0-30), ``ToTensor``,
+    ``Normalize`` and optional ``RandomErasing``.
     ``input_size`` may be an int, (H, W) or (3, H, W). Unknown keyword
     arguments are ignored so ``create_transform(**config)`` always works.
     """
@@ -137,7 +139,9 @@ def create_transform(
     if hflip > 0:
         steps.append(T.RandomHorizontalFlip(p=hflip))
     if auto_augment is not None:
-        steps.append(_auto_augment(auto_augment, mean))
+        if not (isinstance(magnitude, int) and 0 <= magnitude <= 30):
+            raise ValueError(f"magnitude must be an integer in [0, 30] (RandAugment's bins), got {magnitude!r}")
+        steps.append(_auto_augment(auto_augment, mean, magnitude))
     elif color_jitter:
         # One number: same strength for brightness, contrast and saturation.
         if isinstance(color_jitter, (int, float)):

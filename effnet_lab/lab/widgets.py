@@ -11,6 +11,10 @@ Controls
                                       mode line and the dropdown then say "custom"
     dropdown                          "pure rule (follow φ)" re-attaches to φ; "B0 … B7
                                       (released)" jumps to the released multipliers
+    family                            EfficientNet (B0's table) or EfficientNetV2: φ and the
+                                      sliders then scale V2-B0's table (resolution capped at
+                                      480 px), the dropdown offers V2-B0 … B3 (V1's multipliers
+                                      on V2-B0) and V2-S / M / L, tables of their own
 
 Every move recomputes, with `effnet_lab.paper.cost` (no torch, ~1 ms): the per-stage table, the
 parameter count, the FLOPs (multiply-adds, the paper's and torchvision's convention),
@@ -26,7 +30,8 @@ DOM hooks (for browser tests): CSS classes added to the widgets with `add_class`
     effnet-width-slider         width FloatSlider (0.5 … 3.0, step 0.05, readout 3 decimals)
     effnet-depth-slider         depth FloatSlider (0.5 … 4.5, step 0.05, readout 3 decimals)
     effnet-resolution-slider    resolution IntSlider (96 … 800 px, step 4)
-    effnet-preset               the Dropdown (values "phi", "b0" … "b7", "custom")
+    effnet-preset               the Dropdown (values "phi", "b0" … "b7", "custom"; V2: "b0" … "b3", "s", "m", "l")
+    effnet-family               the family Dropdown (values "v1", "v2")
     effnet-mode                 HTML: "following φ = …", "released B3 …" or "custom …";
                                 an inner <span class="effnet-mode-value" data-value="phi|b3|custom">
     effnet-params, effnet-flops, effnet-memory, effnet-resolution
@@ -52,14 +57,25 @@ from __future__ import annotations
 import html
 import math
 import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import ipywidgets as widgets
 
-from ..paper.architecture import B0_STAGES, EfficientNetConfig
+from ..paper.architecture import B0_STAGES, V2_B0, V2_SIZES, EfficientNetConfig
 from ..paper.cost import count_cost
-from ..paper.scaling import ALPHA, BETA, GAMMA, RELEASED, compound_multipliers, implied_phi
+from ..paper.scaling import (
+    ALPHA,
+    BETA,
+    GAMMA,
+    RELEASED,
+    RELEASED_V2,
+    V2_MAX_RESOLUTION,
+    Multipliers,
+    compound_multipliers,
+    implied_phi,
+)
 
 ECHO_WINDOW_S = 2.0  # how long after we set a slider its rounded echo from the browser is expected
 
@@ -69,7 +85,31 @@ DEPTH_RANGE = (0.5, 4.5, 0.05)
 RESOLUTION_RANGE = (96, 800, 4)  # step 4: every released size (260, 380, …) is reachable
 
 _KERNEL_COLOURS = {3: "#4c78a8", 5: "#f58518"}
+_FUSED_COLOUR = "#54a24b"  # FusedMBConv (EdgeTPU, EfficientNetV2's early stages)
 _OTHER_COLOUR = "#9d9d9d"
+_V2_COLOUR = "#e45756"
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the explorer scales: a base table (φ and the width / depth sliders grow it), the
+    released multipliers of that base, and released networks that are tables of their own."""
+
+    label: str
+    base: EfficientNetConfig
+    released: dict[str, Multipliers]
+    tables: dict[str, EfficientNetConfig] = field(default_factory=dict)
+    max_resolution: int | None = None  # V2 caps the image size
+    prefix: str = ""  # "V2-" in names shown
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}{key.upper()}"
+
+
+FAMILIES: dict[str, Family] = {
+    "v1": Family("EfficientNet (B0's table)", EfficientNetConfig(B0_STAGES), RELEASED),
+    "v2": Family("EfficientNetV2 (V2-B0's table)", V2_B0, RELEASED_V2, V2_SIZES, V2_MAX_RESOLUTION, "V2-"),
+}
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -92,8 +132,9 @@ def _value_span(raw: int | str, text: str, unit: str) -> str:
     return f'<span class="effnet-value" data-value="{raw}">{text}</span> {unit}'
 
 
-def render_report(report: dict[str, Any]) -> dict[str, str]:
-    """HTML for each display widget: keys params, flops, memory, resolution, table, diagram, curve."""
+def render_report(report: dict[str, Any], family: str = "v1") -> dict[str, str]:
+    """HTML for each display widget: keys params, flops, memory, resolution, table, diagram, curve
+    (whose released points and φ curve are `family`'s)."""
     p = report["params"]
     return dict(
         params=_value_span(p, f"{p:,}", f"parameters ({p / 1e6:.2f} M)"),
@@ -103,7 +144,7 @@ def render_report(report: dict[str, Any]) -> dict[str, str]:
         resolution=_value_span(report["resolution"], str(report["resolution"]), "px input"),
         table=render_table(report),
         diagram=render_diagram(report),
-        curve=render_curve(report),
+        curve=render_curve(report, family),
     )
 
 
@@ -138,51 +179,79 @@ def _diagram_size() -> tuple[int, int]:
         r["channels"] for r in big["stages"][:-1]))) + 44
 
 
-def _stage_width(r: dict[str, Any]) -> int:
-    return max(_MIN_STAGE_W, r["repeats"] * _BLOCK_W)
+def _stage_width(r: dict[str, Any], block_w: float = _BLOCK_W) -> float:
+    return max(_MIN_STAGE_W, r["repeats"] * block_w)
 
 
-def _diagram_width(rows: list[dict[str, Any]]) -> int:
-    return 2 * _PAD + sum(_stage_width(r) + _GAP for r in rows[:-1])
+def _diagram_width(rows: list[dict[str, Any]], block_w: float = _BLOCK_W) -> float:
+    return 2 * _PAD + sum(_stage_width(r, block_w) + _GAP for r in rows[:-1])
+
+
+def _block_colour(r: dict[str, Any]) -> str:
+    if not r["name"].startswith("stage"):
+        return _OTHER_COLOUR
+    return _FUSED_COLOUR if r["block"].startswith("Fused") else _KERNEL_COLOURS.get(r["kernel"], _OTHER_COLOUR)
 
 
 def render_diagram(report: dict[str, Any]) -> str:
     """An SVG: one box per block (stem, each MBConv, head); height ∝ √channels; colour =
-    kernel size; under each stage its repeats and output resolution."""
+    kernel size (green: FusedMBConv); under each stage its repeats and output resolution. A
+    network too long for the frame (V2-L's table deepened) gets narrower boxes."""
     width, height = _diagram_size()
+    block_w = float(_BLOCK_W)
+    while _diagram_width(report["stages"], block_w) > width and block_w > 1:
+        block_w *= 0.9
     base_y = height - 30  # boxes stand on this line; labels go below
     parts = [f'<svg class="effnet-diagram-svg" viewBox="0 0 {width} {height}" width="100%" '
              f'style="max-width:{width}px" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="9">']
     x = _PAD
     for r in report["stages"][:-1]:  # the classifier (pool + fc) has no spatial map to draw
         h = max(2.0, _H_PER_SQRT_CH * math.sqrt(r["channels"]))
-        colour = _KERNEL_COLOURS.get(r["kernel"], _OTHER_COLOUR) if r["name"].startswith("stage") else _OTHER_COLOUR
+        colour = _block_colour(r)
         for j in range(r["repeats"]):
-            parts.append(f'<rect x="{x + j * _BLOCK_W}" y="{base_y - h:.1f}" width="{_BLOCK_W - 1}" '
+            parts.append(f'<rect x="{x + j * block_w:.1f}" y="{base_y - h:.1f}" width="{max(block_w - 1, 0.5):.1f}" '
                          f'height="{h:.1f}" fill="{colour}"><title>{r["name"]} block {j + 1}: {r["block"]}, '
                          f'{r["channels"]} ch, {r["out_resolution"]}²</title></rect>')
         label = r["name"].replace("stage ", "s")
-        mid = x + _stage_width(r) / 2
+        mid = x + _stage_width(r, block_w) / 2
         parts.append(f'<text x="{mid:.1f}" y="{base_y + 11}" text-anchor="middle">{label}×{r["repeats"]}</text>')
         parts.append(f'<text x="{mid:.1f}" y="{base_y + 22}" text-anchor="middle" fill="#555">'
                      f'{r["out_resolution"]}²</text>')
-        x += _stage_width(r) + _GAP
+        x += _stage_width(r, block_w) + _GAP
     parts.append(f'<text x="{_PAD}" y="11" fill="#333">box height ∝ √channels, one box per block; '
                  f'<tspan fill="{_KERNEL_COLOURS[3]}">■ k3</tspan> <tspan fill="{_KERNEL_COLOURS[5]}">■ k5</tspan> '
+                 f'<tspan fill="{_FUSED_COLOUR}">■ fused</tspan> '
                  f'<tspan fill="{_OTHER_COLOUR}">■ stem/head</tspan>; under each stage: repeats, output size</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-# FLOPs-vs-params plane, log-log; the static part (axes, B0–B7, the φ curve) is built once.
+# FLOPs-vs-params plane, log-log; the static part (axes, released points, the φ curve) is built once
+# per family. One frame for both families, so switching family does not move the axes.
 _CW, _CH, _CL, _CB, _CT, _CR = 360, 260, 44, 34, 10, 10  # size and left/bottom/top/right margins
+
+
+def _released_points(family: Family) -> list[tuple[str, dict[str, Any]]]:
+    """(name, report) of every released network of the family: multipliers of its base, then tables."""
+    pts = [(family.name(k), scaling_report(m.width, m.depth, m.resolution, family.base))
+           for k, m in family.released.items()]
+    pts += [(family.name(k), scaling_report(1.0, 1.0, t.resolution, t)) for k, t in family.tables.items()]
+    return pts
+
+
+def _phi_multipliers(phi: float, family: Family) -> Multipliers:
+    """The pure rule at φ; V2 caps the resolution."""
+    m = compound_multipliers(phi)
+    if family.max_resolution and m.resolution > family.max_resolution:
+        m = Multipliers(m.width, m.depth, family.max_resolution)
+    return m
 
 
 @lru_cache(maxsize=1)
 def _curve_axes() -> tuple[int, int, int, int]:
-    """log10 ranges (params in M, GFLOPs): whole decades around B0–B7. Settings outside
-    (extreme sliders) are pinned to the frame and drawn hollow."""
-    pts = [scaling_report(m.width, m.depth, m.resolution) for m in RELEASED.values()]
+    """log10 ranges (params in M, GFLOPs): whole decades around every released network. Settings
+    outside (extreme sliders) are pinned to the frame and drawn hollow."""
+    pts = [r for f in FAMILIES.values() for _, r in _released_points(f)]
     return (math.floor(math.log10(min(r["params"] for r in pts) / 1e6)),
             math.ceil(math.log10(max(r["params"] for r in pts) / 1e6)),
             math.floor(math.log10(min(r["gflops"] for r in pts))),
@@ -199,8 +268,19 @@ def _xy(params: int, gflops: float) -> tuple[float, float, bool]:
     return _CL + fx * (_CW - _CL - _CR), _CH - _CB - fy * (_CH - _CB - _CT), inside
 
 
-@lru_cache(maxsize=1)
-def _curve_static() -> str:
+def _points_svg(family: Family, colour: str) -> list[str]:
+    out = []
+    for name, r in _released_points(family):
+        x, y, _ = _xy(r["params"], r["gflops"])
+        label = name.replace("V2-", "")
+        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>'
+                   f'<text x="{x - 5:.1f}" y="{y - 5:.1f}" text-anchor="end" fill="{colour}">{label}</text>')
+    return out
+
+
+@lru_cache(maxsize=2)
+def _curve_static(family_key: str = "v1") -> str:
+    family = FAMILIES[family_key]
     x0, x1, y0, y1 = _curve_axes()
     out = [f'<svg class="effnet-curve-svg" viewBox="0 0 {_CW} {_CH}" width="{_CW}" height="{_CH}" '
            'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="9">',
@@ -217,50 +297,59 @@ def _curve_static() -> str:
     out.append(f'<text x="{(_CL + _CW) / 2}" y="{_CH - 4}" text-anchor="middle">parameters</text>'
                f'<text x="10" y="{(_CT + _CH - _CB) / 2}" transform="rotate(-90 10 {(_CT + _CH - _CB) / 2})" '
                'text-anchor="middle">GFLOPs (multiply-adds)</text>')
-    # the pure rule, φ = −2 … 8
+    # the pure rule on this family's base, φ = −2 … 8
     pts = []
     for i in range(0, 101):
         phi = PHI_RANGE[0] + i * (PHI_RANGE[1] - PHI_RANGE[0]) / 100
-        m = compound_multipliers(phi)
-        r = scaling_report(m.width, m.depth, m.resolution)
+        m = _phi_multipliers(phi, family)
+        r = scaling_report(m.width, m.depth, m.resolution, family.base)
         x, y, inside = _xy(r["params"], r["gflops"])
         if inside:
             pts.append(f"{x:.1f},{y:.1f}")
     out.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="#888" stroke-dasharray="3,2"/>')
-    for key, m in RELEASED.items():
-        r = scaling_report(m.width, m.depth, m.resolution)
-        x, y, _ = _xy(r["params"], r["gflops"])
-        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#4c78a8"/>'
-                   f'<text x="{x - 5:.1f}" y="{y - 5:.1f}" text-anchor="end" fill="#4c78a8">{key.upper()}</text>')
-    out.append(f'<text x="{_CL + 6}" y="{_CT + 12}" fill="#4c78a8">● released B0–B7</text>'
-               f'<text x="{_CL + 6}" y="{_CT + 24}" fill="#888">- - pure rule, '
-               f'φ = {PHI_RANGE[0]:g} … {PHI_RANGE[1]:g}</text>'
-               f'<text x="{_CL + 6}" y="{_CT + 36}" fill="#d62728">● this network</text>')
+    out += _points_svg(FAMILIES["v1"], "#4c78a8")
+    legend = [("#4c78a8", "● released B0–B7")]
+    if family_key == "v2":
+        out += _points_svg(family, _V2_COLOUR)
+        legend.append((_V2_COLOUR, "● released V2-B0…B3, V2-S/M/L"))
+    rule = f"- - pure rule on {'V2-B0' if family_key == 'v2' else 'B0'}, φ = {PHI_RANGE[0]:g} … {PHI_RANGE[1]:g}"
+    legend += [("#888", rule), ("#d62728", "● this network")]
+    out += [f'<text x="{_CL + 6}" y="{_CT + 12 * (i + 1)}" fill="{c}">{t}</text>' for i, (c, t) in enumerate(legend)]
     return "".join(out)
 
 
-def render_curve(report: dict[str, Any]) -> str:
-    """The FLOPs-vs-params plane with B0–B7, the pure-rule curve and the current network."""
+def render_curve(report: dict[str, Any], family_key: str = "v1") -> str:
+    """The FLOPs-vs-params plane with the released networks, the pure-rule curve and the current one."""
     x, y, inside = _xy(report["params"], report["gflops"])
     fill = 'fill="#d62728"' if inside else 'fill="white" stroke="#d62728" stroke-width="2"'  # hollow: off the axes
-    return (_curve_static() + f'<circle class="effnet-current" cx="{x:.1f}" cy="{y:.1f}" r="5" {fill} '
+    return (_curve_static(family_key) + f'<circle class="effnet-current" cx="{x:.1f}" cy="{y:.1f}" r="5" {fill} '
             f'data-params="{report["params"]}" data-macs="{report["macs"]}"/></svg>')
 
 
 # ------------------------------------------------------------------------------ the widget
-_PRESET_OPTIONS = ([("pure rule: follow φ", "phi")] + [(f"{k.upper()} (released)", k) for k in RELEASED]
-                   + [("custom (detached from φ)", "custom")])
+def _preset_options(family: Family) -> list[tuple[str, str]]:
+    released = [(f"{family.name(k)} (released)", k) for k in family.released]
+    tables = [(f"{family.name(k)} (its own table)", k) for k in family.tables]
+    return [("pure rule: follow φ", "phi"), *released, *tables, ("custom (detached from φ)", "custom")]
+
+
+_FAMILY_OPTIONS = [("EfficientNet (V1)", "v1"), ("EfficientNetV2", "v2")]
 
 
 class ScalingExplorer:
     """φ, width, depth and resolution sliders driving a live cost table, diagram and plot.
 
     `widget` is the VBox to display (displaying the explorer itself does the same);
-    `report` is the latest `scaling_report`; `mode` is "phi", a released key ("b3") or "custom".
+    `report` is the latest `scaling_report`; `mode` is "phi", a released key ("b3", V2's "s") or
+    "custom"; `family` is "v1" or "v2" (`set_family`), `base` the table being scaled.
     """
 
     def __init__(self, phi: float = 0.0, base: EfficientNetConfig | None = None):
-        self.base = base
+        self.families = dict(FAMILIES)
+        if base is not None:  # a table of your own in place of B0's
+            self.families["v1"] = Family("your table", base, RELEASED)
+        self.family = "v1"
+        self.base = self.families["v1"].base
         self.mode = "phi"
         self._syncing = False  # True while *we* move sliders, so observers ignore those moves
         # What the explorer shows: set by φ, a preset or a manual move — not read back from the
@@ -282,8 +371,13 @@ class ScalingExplorer:
         self.width = slider(widgets.FloatSlider, WIDTH_RANGE, "width (β^φ)", 1.0, "effnet-width-slider", ".3f")
         self.depth = slider(widgets.FloatSlider, DEPTH_RANGE, "depth (α^φ)", 1.0, "effnet-depth-slider", ".3f")
         self.resolution = slider(widgets.IntSlider, RESOLUTION_RANGE, "resolution", 224, "effnet-resolution-slider")
-        self.preset = widgets.Dropdown(options=_PRESET_OPTIONS, value="phi", description="network",
-                                       style={"description_width": "80px"}, layout=widgets.Layout(width="320px"))
+        self.family_choice = widgets.Dropdown(options=_FAMILY_OPTIONS, value="v1", description="family",
+                                              style={"description_width": "80px"},
+                                              layout=widgets.Layout(width="260px"))
+        self.family_choice.add_class("effnet-family")
+        self.preset = widgets.Dropdown(options=_preset_options(self.families["v1"]), value="phi",
+                                       description="network", style={"description_width": "80px"},
+                                       layout=widgets.Layout(width="320px"))
         self.preset.add_class("effnet-preset")
         self.mode_html = self._html("effnet-mode")
         self.params_html = self._html("effnet-params")
@@ -296,7 +390,7 @@ class ScalingExplorer:
 
         numbers = widgets.VBox([self.params_html, self.flops_html, self.memory_html, self.resolution_html])
         self.widget = widgets.VBox([
-            widgets.HBox([self.preset, self.phi]),
+            widgets.HBox([self.family_choice, self.preset, self.phi]),
             self.mode_html,
             widgets.HBox([widgets.VBox([self.width, self.depth, self.resolution]), numbers]),
             self.diagram,
@@ -308,6 +402,7 @@ class ScalingExplorer:
         for w in (self.width, self.depth, self.resolution):
             w.observe(self._on_manual, "value")
         self.preset.observe(self._on_preset, "value")
+        self.family_choice.observe(self._on_family, "value")
         self.set_phi(phi)
 
     @staticmethod
@@ -316,23 +411,52 @@ class ScalingExplorer:
         w.add_class(css)
         return w
 
+    @property
+    def _family(self) -> Family:
+        return self.families[self.family]
+
     # -- programmatic control (what the observers call) -------------------------------------
+    def set_family(self, key: str) -> dict[str, Any]:
+        """Switch between EfficientNet ("v1": B0's table) and EfficientNetV2 ("v2": V2-B0's table,
+        its released B0–B3, and S/M/L, tables of their own); the network follows φ again."""
+        if key not in self.families:
+            raise ValueError(f"family must be one of {sorted(self.families)}, got {key!r}")
+        self.family = key
+        self._syncing = True
+        try:
+            self.family_choice.value = key
+            self.preset.options = _preset_options(self._family)
+        finally:
+            self._syncing = False
+        return self.set_phi(self.phi.value)
+
     def set_phi(self, phi: float) -> dict[str, Any]:
-        """Follow the pure rule at φ: width β^φ, depth α^φ, resolution 224·γ^φ (to 8 px)."""
-        m = compound_multipliers(phi)
-        self.mode = "phi"
+        """Follow the pure rule at φ: width β^φ, depth α^φ, resolution 224·γ^φ (to 8 px; V2: at
+        most 480), applied to the family's base table."""
+        m = _phi_multipliers(phi, self._family)
+        self.mode, self.base = "phi", self._family.base
         self._set(phi=phi, width=m.width, depth=m.depth, resolution=m.resolution, preset="phi")
         return self.update()
 
     def set_preset(self, key: str) -> dict[str, Any]:
-        """Jump to a released model's multipliers ("b0" … "b7"); φ no longer drives them."""
-        m = RELEASED[key]
+        """Jump to a released model: multipliers of the base ("b0" … "b7"; V2: "b0" … "b3"), or a
+        table of its own (V2: "s", "m", "l"); φ no longer drives it."""
+        family = self._family
+        if key in family.tables:
+            table = family.tables[key]
+            self.base, width, depth, resolution = table, 1.0, 1.0, table.resolution
+        elif key in family.released:
+            m = family.released[key]
+            self.base, width, depth, resolution = family.base, m.width, m.depth, m.resolution
+        else:
+            raise ValueError(f"{key!r} is not a released {family.label} network: choose one of "
+                             f"{sorted([*family.released, *family.tables])}")
         self.mode = key
-        self._set(width=m.width, depth=m.depth, resolution=m.resolution, preset=key)
+        self._set(width=width, depth=depth, resolution=resolution, preset=key)
         return self.update()
 
     def set_multipliers(self, width: float, depth: float, resolution: int) -> dict[str, Any]:
-        """Set the three by hand (detached from φ)."""
+        """Set the three by hand (detached from φ), scaling the table shown now."""
         self.mode = "custom"
         self._set(width=width, depth=depth, resolution=resolution, preset="custom")
         return self.update()
@@ -355,12 +479,16 @@ class ScalingExplorer:
         if not self._syncing:
             self.set_phi(change["new"])
 
+    def _on_family(self, change: dict) -> None:
+        if not self._syncing:
+            self.set_family(change["new"])
+
     def _on_preset(self, change: dict) -> None:
         if self._syncing:
             return
         if change["new"] == "phi":
             self.set_phi(self.phi.value)  # re-attach to φ
-        elif change["new"] in RELEASED:
+        elif change["new"] in (*self._family.released, *self._family.tables):
             self.set_preset(change["new"])
         else:
             self.mode = "custom"
@@ -386,7 +514,7 @@ class ScalingExplorer:
     def update(self) -> dict[str, Any]:
         """Recompute from the slider values and refresh every display widget (no printing)."""
         report = scaling_report(*self.current, self.base)
-        shown = render_report(report)
+        shown = render_report(report, self.family)
         self.mode_html.value = self._mode_text()
         self.params_html.value = shown["params"]
         self.flops_html.value = shown["flops"]
@@ -400,16 +528,27 @@ class ScalingExplorer:
 
     def _mode_text(self) -> str:
         span = f'<span class="effnet-mode-value" data-value="{self.mode}">'
+        family = self._family
         if self.mode == "phi":
             phi = self.phi.value
-            return (f"{span}<b>following φ = {phi:.1f}</b></span>: depth α^φ = {ALPHA}^{phi:.1f} = "
+            base = "V2-B0's table" if self.family == "v2" else "B0's table"
+            capped = (f", capped at {family.max_resolution} px as EfficientNetV2 caps it"
+                      if family.max_resolution and 224 * GAMMA**phi > family.max_resolution else "")
+            return (f"{span}<b>following φ = {phi:.1f}</b></span> on {base}: depth α^φ = {ALPHA}^{phi:.1f} = "
                     f"{ALPHA**phi:.3f}, width β^φ = {BETA}^{phi:.1f} = {BETA**phi:.3f}, resolution "
-                    f"224·γ^φ = 224·{GAMMA}^{phi:.1f} = {224 * GAMMA**phi:.1f} → {self.resolution.value} px "
-                    f"(FLOPs ≈ {ALPHA * BETA**2 * GAMMA**2:.2f}^φ × B0's)")
-        if self.mode in RELEASED:
-            m = RELEASED[self.mode]
+                    f"224·γ^φ = 224·{GAMMA}^{phi:.1f} = {224 * GAMMA**phi:.1f} → {self.resolution.value} px{capped} "
+                    f"(FLOPs ≈ {ALPHA * BETA**2 * GAMMA**2:.2f}^φ × the base's)")
+        if self.mode in family.tables:
+            t = family.tables[self.mode]
+            return (f"{span}<b>released {family.name(self.mode)}</b></span>: a stage table of its own (the V2 paper's "
+                    f"Table 4 for S), not V2-B0 times multipliers: the later stages grow more than the early ones "
+                    f"(non-uniform scaling), evaluated at {t.resolution} px. The sliders now scale this table; "
+                    "choose “pure rule” to go back to V2-B0.")
+        if self.mode in family.released:
+            m = family.released[self.mode]
             ph = implied_phi(m)
-            return (f"{span}<b>released {self.mode.upper()}</b></span>: width {m.width}, depth {m.depth}, "
+            reuse = " V1's multipliers for this size, on V2-B0's table:" if self.family == "v2" else ""
+            return (f"{span}<b>released {family.name(self.mode)}</b></span>:{reuse} width {m.width}, depth {m.depth}, "
                     f"{m.resolution} px, hand-rounded, not the pure rule: their implied φ are depth "
                     f"{ph['depth']:.2f}, width {ph['width']:.2f}, resolution {ph['resolution']:.2f}. "
                     "The φ slider is detached; choose “pure rule” to follow it again.")
@@ -428,7 +567,8 @@ class ScalingExplorer:
 
     def __repr__(self) -> str:
         r = self.report
-        return (f"ScalingExplorer(mode={self.mode}, width={r['width']:.3f}, depth={r['depth']:.3f}, "
+        family = ", family=v2" if self.family == "v2" else ""
+        return (f"ScalingExplorer(mode={self.mode}{family}, width={r['width']:.3f}, depth={r['depth']:.3f}, "
                 f"resolution={r['resolution']}: {r['params']:,} params, {r['gflops']:.3f} GFLOPs)")
 
 

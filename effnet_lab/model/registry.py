@@ -22,15 +22,13 @@ from ..paper.architecture import (
     B0_STAGES,
     EDGE_STAGES,
     LITE_STAGES,
-    V2_BASE_STAGES,
-    V2_L_STAGES,
-    V2_M_STAGES,
+    V2_B0,
     V2_RW_S_STAGES,
-    V2_S_STAGES,
+    V2_SIZES,
     EfficientNetConfig,
     config_from_dict,
 )
-from ..paper.scaling import RELEASED, RELEASED_LITE
+from ..paper.scaling import RELEASED, RELEASED_LITE, RELEASED_V2
 from ..weights.checkpoint import CheckpointError, load_checkpoint_file
 from ..weights.layouts import load_weights
 from ..weights.pretrained import WeightsSource, pretrained_file
@@ -157,15 +155,15 @@ for _key, _size, _crop, _file, _tf_file in [
 
 # EfficientNetV2 with torchvision's weights (timm's names; timm has no weights for these three):
 # evaluated at the test size without a crop; with pretrained=True, BN eps 1e-3 as they were trained.
-#        key  stages       stem dropout size interpolation mean / std         torchvision file
-for _key, _stages, _stem, _drop, _size, _interp, _norm, _file in [
-    ("s", V2_S_STAGES, 24, 0.2, 384, "bilinear", (IMAGENET_MEAN, IMAGENET_STD), "efficientnet_v2_s-dd5fe13b.pth"),
-    ("m", V2_M_STAGES, 24, 0.3, 480, "bilinear", (IMAGENET_MEAN, IMAGENET_STD), "efficientnet_v2_m-dc08266a.pth"),
-    ("l", V2_L_STAGES, 32, 0.4, 480, "bicubic", (HALF, HALF), "efficientnet_v2_l-59c71312.pth"),
+#        key  interpolation mean / std         torchvision file
+for _key, _interp, _norm, _file in [
+    ("s", "bilinear", (IMAGENET_MEAN, IMAGENET_STD), "efficientnet_v2_s-dd5fe13b.pth"),
+    ("m", "bilinear", (IMAGENET_MEAN, IMAGENET_STD), "efficientnet_v2_m-dc08266a.pth"),
+    ("l", "bicubic", (HALF, HALF), "efficientnet_v2_l-59c71312.pth"),
 ]:
-    register(ModelEntry(f"efficientnetv2_{_key}", EfficientNetConfig(_stages, resolution=_size, dropout=_drop,
-                                                                     stem_channels=_stem, head_channels=1280),
-                        _size, 1.0, _interp, *_norm, weights=_tv(_file)))
+    _config = V2_SIZES[_key]
+    register(ModelEntry(f"efficientnetv2_{_key}", _config, _config.resolution, 1.0, _interp, *_norm,
+                        weights=_tv(_file)))
 
 # EfficientNetV2 with timm's weights. The TF ports of the official checkpoints (ImageNet-21k
 # pre-trained, fine-tuned on 1k: timm's default tag) and timm's own rw_t / rw_s. timm's data
@@ -173,35 +171,30 @@ for _key, _stages, _stem, _drop, _size, _interp, _norm, _file in [
 # (V2 trains small and tests big); the config's resolution (what costs are counted at) is the test size.
 _V2 = _TIMM.replace("v0.1-weights", "v0.1-effv2-weights")
 
-
-def _v2(stages, stem: int, size: int, dropout: float, width: float = 1.0, depth: float = 1.0,
-        head: int = 1280, tf: bool = True, round_limit: float = 0.9) -> EfficientNetConfig:
-    config = EfficientNetConfig(stages, width, depth, size, dropout, stem_channels=stem, head_channels=head,
-                                round_limit=round_limit)
-    return _tf(config) if tf else config
-
-
-#        key  stages       stem train test dropout  crop_mode  weights file
-for _key, _stages, _stem, _train, _test, _drop, _mode, _file in [
-    ("s", V2_S_STAGES, 24, 300, 384, 0.2, "center", "tf_efficientnetv2_s_21ft1k-d7dafa41.pth"),
-    ("m", V2_M_STAGES, 24, 384, 480, 0.3, "squash", "tf_efficientnetv2_m_21ft1k-bf41664a.pth"),
-    ("l", V2_L_STAGES, 32, 384, 480, 0.4, "squash", "tf_efficientnetv2_l_21ft1k-60127a9d.pth"),
+#        key train crop_mode  weights file
+for _key, _train, _mode, _file in [
+    ("s", 300, "center", "tf_efficientnetv2_s_21ft1k-d7dafa41.pth"),
+    ("m", 384, "squash", "tf_efficientnetv2_m_21ft1k-bf41664a.pth"),
+    ("l", 384, "squash", "tf_efficientnetv2_l_21ft1k-60127a9d.pth"),
 ]:
-    register(ModelEntry(f"tf_efficientnetv2_{_key}", _v2(_stages, _stem, _test, _drop), _train, 1.0, "bicubic",
-                        HALF, HALF, WeightsSource("timm", url=_V2 + _file, arch=TF_ARCH),
-                        test_input_size=_test, crop_mode=_mode))
+    _config = _tf(V2_SIZES[_key])
+    register(ModelEntry(f"tf_efficientnetv2_{_key}", _config, _train, 1.0, "bicubic", HALF, HALF,
+                        WeightsSource("timm", url=_V2 + _file, arch=TF_ARCH), test_input_size=_config.resolution,
+                        crop_mode=_mode))
 
-# B0-B3: the base network scaled by width / depth multipliers, channels rounded without V1's 90 % floor.
-#        key  width depth train test crop   dropout  ImageNet-1k weights file
-for _key, _w, _d, _train, _test, _crop, _drop, _file in [
-    ("b0", 1.0, 1.0, 192, 224, 0.875, 0.2, "tf_efficientnetv2_b0-c7cc451f.pth"),
-    ("b1", 1.0, 1.1, 192, 240, 0.882, 0.2, "tf_efficientnetv2_b1-be6e41b0.pth"),
-    ("b2", 1.1, 1.2, 208, 260, 0.890, 0.3, "tf_efficientnetv2_b2-847de54e.pth"),
-    ("b3", 1.2, 1.4, 240, 300, 0.904, 0.3, "tf_efficientnetv2_b3-57773f13.pth"),
+# B0-B3: V2-B0's table grown by RELEASED_V2 (V1's B0-B3 multipliers); ImageNet-1k weights.
+#        key  train crop   weights file
+for _key, _train, _crop, _file in [
+    ("b0", 192, 0.875, "tf_efficientnetv2_b0-c7cc451f.pth"),
+    ("b1", 192, 0.882, "tf_efficientnetv2_b1-be6e41b0.pth"),
+    ("b2", 208, 0.890, "tf_efficientnetv2_b2-847de54e.pth"),
+    ("b3", 240, 0.904, "tf_efficientnetv2_b3-57773f13.pth"),
 ]:
+    _m = RELEASED_V2[_key]
+    _config = _tf(V2_B0.scaled(width=_m.width, depth=_m.depth, resolution=_m.resolution, dropout=_m.dropout))
     _weights = WeightsSource("timm", url=_V2 + _file, arch=TF_ARCH)
-    _entry = ModelEntry(f"tf_efficientnetv2_{_key}", _v2(V2_BASE_STAGES, 32, _test, _drop, _w, _d, round_limit=0.0),
-                        _train, _crop, weights=_weights, test_input_size=_test)
+    _entry = ModelEntry(f"tf_efficientnetv2_{_key}", _config, _train, _crop, weights=_weights,
+                        test_input_size=_m.resolution)
     if _key == "b3":  # timm's default B3 tag is the 21k fine-tune (no file outside the HF hub):
         # its config without weights, the ImageNet-1k file's (above) with pretrained=True
         _entry = replace(_entry, crop_pct=0.9, mean=HALF, std=HALF, crop_mode="squash", weights=replace(
@@ -210,11 +203,11 @@ for _key, _w, _d, _train, _test, _crop, _drop, _file in [
     register(_entry)
 
 # timm's own V2 (PyTorch padding, trained by timm with RandAugment): rw_t = the official S table at
-# width 0.8, depth 0.9; rw_s = timm's pre-release reading of V2-S (V2_RW_S_STAGES).
-register(ModelEntry("efficientnetv2_rw_t", _v2(V2_S_STAGES, 24, 288, 0.2, 0.8, 0.9, tf=False), 224, 1.0,
+# width 0.8, depth 0.9; rw_s = timm's pre-release reading of V2-S (V2_RW_S_STAGES, head 1792).
+register(ModelEntry("efficientnetv2_rw_t", V2_SIZES["s"].scaled(width=0.8, depth=0.9, resolution=288), 224, 1.0,
                     weights=_timm("efficientnetv2_t_agc-3620981a.pth"), test_input_size=288))
-register(ModelEntry("efficientnetv2_rw_s", _v2(V2_RW_S_STAGES, 24, 384, 0.2, head=1792, tf=False), 288, 1.0,
-                    weights=_timm("efficientnet_v2s_ra2_288-a6477665.pth"), test_input_size=384))
+register(ModelEntry("efficientnetv2_rw_s", replace(V2_SIZES["s"], stages=V2_RW_S_STAGES, head_channels=1792), 288,
+                    1.0, weights=_timm("efficientnet_v2s_ra2_288-a6477665.pth"), test_input_size=384))
 
 # Lite: `efficientnet_lite0..2` with pretrained=True take the offline TF-ported weights,
 # switching to the TF options they need (the data config follows: mean = std = 0.5).

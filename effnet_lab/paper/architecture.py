@@ -173,6 +173,17 @@ B0_28PX = EfficientNetConfig(stages=B0_28PX_STAGES, width=0.25, depth=0.25, reso
                              dropout=0.1)
 
 
+# EfficientNetV2 as configs. S, M and L are tables of their own, evaluated at 384 / 480 / 480 px
+# (V2 caps the image size at 480 instead of growing it with every model); B0–B3 are V2-B0's table
+# grown by V1's B0–B3 multipliers (RELEASED_V2), channels rounded to the nearest multiple of 8.
+V2_B0 = EfficientNetConfig(V2_BASE_STAGES, resolution=224, stem_channels=32, round_limit=0.0)
+V2_SIZES: dict[str, EfficientNetConfig] = {
+    "s": EfficientNetConfig(V2_S_STAGES, resolution=384, dropout=0.2, stem_channels=24),
+    "m": EfficientNetConfig(V2_M_STAGES, resolution=480, dropout=0.3, stem_channels=24),
+    "l": EfficientNetConfig(V2_L_STAGES, resolution=480, dropout=0.4, stem_channels=32),
+}
+
+
 def config_to_dict(config: EfficientNetConfig) -> dict:
     """Plain types only (saved inside checkpoints, which are read with weights_only=True)."""
     d = asdict(config)

@@ -60,6 +60,12 @@ RELEASED_LITE: dict[str, Multipliers] = {
 }
 
 
+# EfficientNetV2-B0 … B3 grow V2-B0's table with V1's B0–B3 multipliers, at the same sizes; V2's
+# larger models are tables of their own (S, M, L), and V2 never goes above 480 px.
+RELEASED_V2: dict[str, Multipliers] = {k: RELEASED[k] for k in ("b0", "b1", "b2", "b3")}
+V2_MAX_RESOLUTION = 480
+
+
 def flops_constraint(alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA) -> float:
     """α·β²·γ²: the factor by which FLOPs grow per unit of φ (the paper wants ≈ 2)."""
     return alpha * beta**2 * gamma**2

@@ -16,6 +16,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .progressive import DEFAULT_STAGES, DEFAULT_START_STRENGTH, parse_sizes, progressive_schedule
+
 STRATEGIES = ("linear", "partial", "full")
 DEFAULT_DROP_PATH = 0.1  # stochastic depth when fine-tuning a registry model
 
@@ -58,6 +60,12 @@ class TrainConfig:
     hflip: float = _opt(0.5, "horizontal flip probability")
     color_jitter: float = _opt(0.2)
     auto_augment: str | None = _opt(None, "randaugment | trivialaugment | augmix | autoaugment", flags=("--aa",))
+    progressive: str | None = _opt(None, "progressive learning (EfficientNetV2): image size growing from START to "
+                                   "END over the run, regularisation with it; 'auto': from half the input size",
+                                   metavar="START:END")
+    progressive_stages: int = _opt(DEFAULT_STAGES, "stages of progressive learning (the paper's M)")
+    progressive_reg: float = _opt(DEFAULT_START_STRENGTH, "regularisation of the first progressive stage, as a share "
+                                  "of the last's (dropout; RandAugment magnitude, else colour jitter)")
     val_fraction: float = _opt(0.2, "share of each class held out, for a folder without train/ and val/")
     seed: int = _opt(0)
     device: str | None = _opt(None, "cuda, mps or cpu (default: the best available)")
@@ -80,7 +88,7 @@ class TrainConfig:
         self.scale = tuple(self.scale) if isinstance(self.scale, list | tuple) else self.scale
         _one_of(self, "strategy", STRATEGIES)
         _one_of(self, "auto_augment", (None, "randaugment", "trivialaugment", "augmix", "autoaugment"))
-        for name in ("epochs", "batch_size", "img_size"):
+        for name in ("epochs", "batch_size", "img_size", "progressive_stages"):
             _check(self, name, lambda v: v is None or (_integer(v) and v >= 1), "an integer of at least 1")
         for name in ("train_stages", "workers", "seed"):
             _check(self, name, lambda v: v is None or (_integer(v) and v >= 0), "an integer of at least 0")
@@ -94,6 +102,12 @@ class TrainConfig:
             _check(self, name, lambda v: v is None or 0 <= v < 1, "in [0, 1)")
         _check(self, "val_fraction", lambda v: 0 < v < 1, "strictly between 0 and 1")
         _check(self, "scale", lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "(min, max) with 0 < min <= max <= 1")
+        if self.progressive is not None:  # the sizes' syntax, the stages and the strength, before any work
+            start, end = parse_sizes(self.progressive, end_default=self.img_size or 10**6)
+            if self.img_size is not None and end != self.img_size:
+                raise ValueError(f"progressive (--progressive) ends at {end} px but img_size (--img-size) is "
+                                 f"{self.img_size}: the last stage trains at the size the model is evaluated at")
+            progressive_schedule(self.epochs, self.progressive_stages, start, end, self.progressive_reg)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (saved inside checkpoints, which are read with weights_only=True)."""

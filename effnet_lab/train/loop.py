@@ -126,12 +126,14 @@ def train_one_epoch(model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
                     device: torch.device | str = "cpu", channels_last: bool = False, label_smoothing: float = 0.0,
                     autocast: Autocast = contextlib.nullcontext, scaler: torch.amp.GradScaler | None = None,
                     reduce: Reduce | None = None, progress: Callable[[Iterable], Iterable] | None = None,
-                    where: str = "") -> dict[str, float]:
+                    where: str = "", input_size: int | None = None) -> dict[str, float]:
     """Train on every batch of `loader` once; the scheduler steps after every batch.
 
     Returns the epoch's mean `loss`, `acc` (both over all processes when `reduce` sums across
     them), `images_per_s` and `time_s`. A `NonFiniteLoss` names the batch it happened at
     (after `where`, e.g. "epoch 3, "). `progress` wraps the loader (a tqdm bar, say).
+    `input_size` resizes every batch to that square size first (bilinear, antialiased), for
+    progressive learning on datasets whose transform is fixed.
     """
     device = torch.device(device)
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
@@ -139,6 +141,8 @@ def train_one_epoch(model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     batches = progress(loader) if progress else loader
     for step, (images, labels) in enumerate(batches):
         images, labels = to_device(images, labels, device, channels_last)
+        if input_size is not None and tuple(images.shape[-2:]) != (input_size, input_size):
+            images = F.interpolate(images, size=(input_size, input_size), mode="bilinear", antialias=True)
         try:
             logits, loss = train_step(model, images, labels, optimizer, label_smoothing=label_smoothing,
                                       autocast=autocast, scaler=scaler)

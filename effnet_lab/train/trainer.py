@@ -52,6 +52,7 @@ from . import loop
 from .config import DEFAULT_DROP_PATH, TrainConfig
 from .distributed import EpochShuffle, Shard, all_reduce_sum, distributed_setup
 from .loop import EvalResult, NonFiniteLoss, OutOfMemory, TrainingError
+from .progressive import ProgressiveStage, parse_sizes, progressive_schedule, stage_of
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class EpochMetrics:
     lr: float
     images_per_s: float
     time_s: float
+    train_size: int | None = None  # the training image size (progressive learning changes it)
 
 
 class Trainer:
@@ -102,6 +104,12 @@ class Trainer:
 
         self.model = self._build_model(model if model is not None and not isinstance(model, str) else cfg.model)
         data_cfg = resolve_data_config(self.model, **({"img_size": cfg.img_size} if cfg.img_size else {}))
+        self.progressive: list[ProgressiveStage] | None = None
+        if cfg.progressive:  # the last stage trains at the size the model is evaluated at
+            start, end = parse_sizes(cfg.progressive, end_default=data_cfg["input_size"][-1])
+            data_cfg = resolve_data_config(self.model, img_size=end)
+            self.progressive = progressive_schedule(cfg.epochs, cfg.progressive_stages, start, end,
+                                                    cfg.progressive_reg)
         self.data_config = data_cfg
         self.train_set, self.val_set, self.class_names, self.summary = self._build_data(scanned, datasets,
                                                                                       class_names)
@@ -192,9 +200,7 @@ class Trainer:
         cfg = self.config
         if scanned is not None:
             train, val, summary = scanned  # a scanned folder: add the model's preprocessing
-            train_tf = create_transform(**self.data_config, is_training=True, scale=cfg.scale, hflip=cfg.hflip,
-                                        color_jitter=cfg.color_jitter, auto_augment=cfg.auto_augment)
-            return (ImageFolderDataset(train, summary.classes, train_tf),
+            return (ImageFolderDataset(train, summary.classes, self._train_transform()),
                     ImageFolderDataset(val, summary.classes, create_transform(**self.data_config)),
                     list(summary.classes), summary)
         if isinstance(datasets, tuple | list):
@@ -215,6 +221,15 @@ class Trainer:
             raise ValueError("the validation dataset is empty: there would be nothing to evaluate on")
         return train_set, val_set, [str(c) for c in names], None
 
+    def _train_transform(self, size: int | None = None, strength: float = 1.0):
+        """The training augmentation at `size` (default: the data config's), its strength scaled
+        by `strength` (progressive learning): RandAugment's magnitude, else the colour jitter."""
+        cfg = self.config
+        data = {**self.data_config, **({"input_size": (3, size, size)} if size else {})}
+        return create_transform(**data, is_training=True, scale=cfg.scale, hflip=cfg.hflip,
+                                color_jitter=cfg.color_jitter * strength, auto_augment=cfg.auto_augment,
+                                magnitude=round(9 * strength))
+
     def _fit_model_to_data(self) -> None:
         """A head for our classes; record what the fine-tune adds; freeze what the strategy keeps."""
         cfg, m = self.config, self.model
@@ -234,6 +249,7 @@ class Trainer:
                                  "set_grad_checkpointing()")
             m.set_grad_checkpointing(True)
         self._apply_strategy()
+        self._dropouts = [(d, d.p) for d in m.modules() if isinstance(d, nn.Dropout)]  # progressive scales them
         m.to(self.device)
         if self.channels_last:
             m.to(memory_format=torch.channels_last)
@@ -330,10 +346,32 @@ class Trainer:
     def _to_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return loop.to_device(images, labels, self.device, self.channels_last)
 
+    def progressive_stage(self, epoch: int | None = None) -> ProgressiveStage | None:
+        """The progressive-learning stage of 0-based `epoch` (default: the next one), or None."""
+        return stage_of(self.progressive, self.epoch if epoch is None else epoch) if self.progressive else None
+
+    def _enter_progressive_stage(self) -> int | None:
+        """Set this epoch's image size and regularisation; the size the batches must be resized to
+        (datasets we did not build keep their own transform), or None."""
+        stage = self.progressive_stage()
+        if stage is None:
+            return None
+        for dropout, p in self._dropouts:
+            dropout.p = p * stage.strength
+        if self.epoch == stage.first_epoch:
+            self._log(f"progressive learning, stage {stage.index + 1}/{len(self.progressive)}: epochs "
+                      f"{stage.first_epoch + 1}-{stage.last_epoch + 1} at {stage.size} px, regularisation "
+                      f"×{stage.strength:.2f}")
+        if self.summary is not None:  # our folder dataset: augment at the stage's size directly
+            self.train_set.transform = self._train_transform(stage.size, stage.strength)
+            return None
+        return stage.size
+
     def train_one_epoch(self) -> dict[str, float]:
         cfg, epoch = self.config, self.epoch
         loop.seed_everything(cfg.seed * 1_000 + epoch)  # augmentation, dropout, drop path: f(seed, epoch)
         self.train_sampler.set_epoch(epoch)
+        resize = self._enter_progressive_stage()
         self.set_train_mode()
         bar = functools.partial(tqdm, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch",
                                 disable=not (cfg.progress and self.is_main))
@@ -341,7 +379,8 @@ class Trainer:
             return loop.train_one_epoch(
                 self.net, self.train_loader, self.optimizer, scheduler=self.scheduler, device=self.device,
                 channels_last=self.channels_last, label_smoothing=cfg.label_smoothing, autocast=self.autocast,
-                scaler=self.scaler, reduce=self._reduce(), progress=bar, where=f"epoch {epoch + 1}, ")
+                scaler=self.scaler, reduce=self._reduce(), progress=bar, where=f"epoch {epoch + 1}, ",
+                input_size=resize)
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step on a batch already on the device (`loop.train_step` with this
@@ -380,11 +419,13 @@ class Trainer:
                       disable=not (cfg.progress and self.is_main), initial=self.epoch, total=cfg.epochs)
         for _ in epochs:
             lr = max(g["lr"] for g in self.optimizer.param_groups)  # the head's
+            stage = self.progressive_stage()
             train = self.train_one_epoch()
             result = self.evaluate()
             self.epoch += 1
             metrics = EpochMetrics(self.epoch, train["loss"], train["acc"], result.loss, result.accuracy, lr,
-                                   train["images_per_s"], train["time_s"])
+                                   train["images_per_s"], train["time_s"],
+                                   stage.size if stage else self.data_config["input_size"][-1])
             self.history.append(metrics)
             improved = result.accuracy > self.best_acc
             self.best_acc = max(self.best_acc, result.accuracy)

@@ -41,7 +41,11 @@ class Exercise:
     accept: Callable[[Any], bool] | None = None  # for questions with many right answers
 
     def is_right(self, value: Any) -> bool:
+        """Whether `value` answers the exercise. A function given as the answer (implement-it) is
+        run: what it raises reaches the caller, so `check` can say what went wrong."""
         if self.accept is not None:
+            if callable(value):
+                return bool(self.accept(value))
             try:
                 return bool(self.accept(value))
             except (TypeError, ValueError):
@@ -92,6 +96,11 @@ def check(key: str, value: Any) -> None:
         right = ex.is_right(value)
     except NotAnswered:
         print(f"[{key}] not answered yet — your function returns None: replace `...` with its body. {ex.question}")
+        return
+    except Exception as e:  # the learner's function failed: say how, not just "not quite"
+        if not callable(value):
+            raise
+        print(f"[{key}] ✘ your function raised {type(e).__name__}: {e}. Hint: {ex.hint}")
         return
     if right:
         print(f"[{key}] ✔ right!")

@@ -4,6 +4,7 @@ rule (`onnxruntime.quantization.quant_utils.compute_scale_zp`) and torch's fake 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -57,8 +58,9 @@ def _scale_zp_right(fn: Any) -> bool:
          "function on (0, 6) — ReLU6's range — which must give (6/255, 0), and on (-1, 1), which gives zero "
          "point 128 (numpy rounds halves to even, as ONNX Runtime does).",
     solution="def scale_zero_point(rmin, rmax):\n    rmin, rmax = min(rmin, 0.0), max(rmax, 0.0)\n"
-             "    scale = (rmax - rmin) / 255\n    return scale, int(np.round(-rmin / scale))\n"
-             "(ONNX Runtime also guards a zero range with scale 1, which the checked ranges never have.)",
+             "    scale = (rmax - rmin) / 255\n    return scale, round(-rmin / scale)\n"
+             "(Python's round, like numpy's and ONNX Runtime's, rounds halves to even. ONNX Runtime also "
+             "guards a zero range with scale 1, which the checked ranges never have.)",
     accept=_scale_zp_right,
 )
 def scale_zero_point() -> Callable[[float, float], tuple[float, int]]:
@@ -104,9 +106,9 @@ _LITE_CHANGES = {"a", "b"}
 
 
 def _letters(value: Any) -> bool:
-    if isinstance(value, str):
-        value = [c for c in value.lower() if c.isalpha()]
-    return {str(v).strip().lower() for v in value} == _LITE_CHANGES
+    if isinstance(value, str):  # "a, b", "(a) and (b)": the one-letter words
+        value = re.findall(r"\b[a-z]\b", value.lower())
+    return {str(v).strip().strip("()").lower() for v in value} == _LITE_CHANGES
 
 
 @exercise(
@@ -115,13 +117,13 @@ def _letters(value: Any) -> bool:
              "letters, e.g. {'a', 'c'}. (a) ReLU6 bounds every expanded activation to [0, 6]; (b) no "
              "squeeze-excitation, so no per-image sigmoid gate rescales the channels; (c) fewer parameters; "
              "(d) the stem and head keep 32 and 1280 channels at every size.",
-    hint="One scale and zero point per tensor cover every image the model will see. Ask of each choice: does it "
-         "change the range of values a tensor takes, from image to image? A smaller model (c) and fixed stem "
-         "and head widths (d) change how much work there is, not the ranges.",
+    hint="One scale and zero point per tensor must cover every image the model will see. Ask of each choice: "
+         "does it change the range of values an activation tensor takes, or how much that range moves from one "
+         "image to the next? A choice that only changes how much work there is does not.",
     solution="(a) and (b). ReLU6 caps the range a calibrator must cover (SiLU is unbounded above); the SE gate "
              "multiplies each channel by a per-image number in (0, 1), so the ranges after it move with the "
              "image. (c) and (d) are about size and cost. Section 8.8 measures whether it matters here.",
     accept=_letters,
 )
-def lite_changes() -> set[str]:
-    return set(_LITE_CHANGES)
+def lite_changes() -> list[str]:
+    return sorted(_LITE_CHANGES)
