@@ -186,9 +186,20 @@ class Run:
         """Same network, recipe and seed → same key, whichever experiment asked for it. Fields at
         their defaults are left out, so a field added later (with a default that keeps today's
         behaviour) does not orphan the results already on disk."""
-        blob = json.dumps([_non_default(config_to_dict(self.point.config), config_to_dict(EfficientNetConfig())),
+        blob = json.dumps([_non_default(_key_config(self.point.config), _key_config(EfficientNetConfig())),
                            _non_default(self.recipe.to_dict(), Recipe().to_dict()), self.seed], sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+# StageSpec fields added after results were committed, left out of a stage at these defaults (the
+# other stage fields were always part of the key).
+_LATER_STAGE_FIELDS = {"always_project": False}
+
+
+def _key_config(config: EfficientNetConfig) -> dict[str, Any]:
+    d = config_to_dict(config)
+    d["stages"] = [_non_default(st, _LATER_STAGE_FIELDS) for st in d["stages"]]
+    return d
 
 
 def _non_default(d: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
