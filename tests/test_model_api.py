@@ -13,7 +13,8 @@ from effnet_lab.paper.architecture import scaled_stages
 from effnet_lab.weights.layouts import export_state_dict
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_es", "tf_efficientnet_lite0", "efficientnet_b3"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_es", "tf_efficientnet_lite0", "efficientnet_b3",
+                                  "efficientnetv2_s", "tf_efficientnetv2_b0", "efficientnetv2_rw_t"])
 def test_features_only_matches_timm(name, small_input):
     ours = randomize_bn(effnet_lab.create_model(name)).eval()
     peer = timm.create_model(name, features_only=True).eval()
@@ -92,10 +93,11 @@ def test_drop_path_drops_whole_samples_in_training_only():
     assert torch.equal(drop_path(x, 0.25, training=False), x)
 
 
-def test_grad_checkpointing_gives_same_gradients():
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "tf_efficientnetv2_b0"])
+def test_grad_checkpointing_gives_same_gradients(name):
     torch.manual_seed(0)
-    a = effnet_lab.create_model("efficientnet_lite0", drop_rate=0.0)  # no randomness in forward
-    b = effnet_lab.create_model("efficientnet_lite0", drop_rate=0.0)
+    a = effnet_lab.create_model(name, drop_rate=0.0)  # no randomness in forward
+    b = effnet_lab.create_model(name, drop_rate=0.0)
     b.load_state_dict(a.state_dict())
     b.set_grad_checkpointing(True)
     x = torch.randn(2, 3, 64, 64)
