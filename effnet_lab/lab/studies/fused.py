@@ -17,7 +17,6 @@ in the table, so the comparison is the paper's "replace MBConv by Fused-MBConv".
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ from ...paper.architecture import B0_STAGES, EfficientNetConfig
 from ...paper.cost import count_cost
 from ...train.config import OneLineParser
 from ...weights.checkpoint import write_text_atomic
+from .scaling import hardware
 
 
 def with_fused_stages(config: EfficientNetConfig, stages: Sequence[int]) -> EfficientNetConfig:
@@ -131,10 +131,6 @@ def measure(configs: dict[str, EfficientNetConfig], size: int = 224, batch: int 
     return out
 
 
-def hardware() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m effnet_lab.lab.studies.fused", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=224)
@@ -154,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = EfficientNetConfig(B0_STAGES, width=a.width, depth=a.depth, resolution=a.size)
     rows = measure(variants(base), a.size, a.batch, a.rounds)
     ref = rows[0]
-    print(f"B0's table (width {a.width}, depth {a.depth}) at {a.size} px, batch {a.batch}; {hardware()}")
+    machine = hardware(torch.device("cpu"))  # the study's record of the machine (CPU model, threads, versions)
+    print(f"B0's table (width {a.width}, depth {a.depth}) at {a.size} px, batch {a.batch}; {machine['cpu']}, "
+          f"{machine['threads']} threads, torch {machine['torch']}")
     print(f"{'network':<20}{'params':>12}{'GFLOPs':>8}{'train img/s':>13}{'×':>6}{'infer img/s':>13}{'×':>6}"
           f"{'saved MB':>10}")
     for r in rows:
@@ -163,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{r.infer_images_per_s / ref.infer_images_per_s:6.2f}{r.saved_activation_mb:10.1f}")
     if a.out is not None:
         record = dict(command=" ".join(["python -m effnet_lab.lab.studies.fused", *(argv or sys.argv[1:])]),
-                      hardware=hardware(), size=a.size, batch=a.batch, rounds=a.rounds, width=a.width,
+                      hardware=machine, size=a.size, batch=a.batch, rounds=a.rounds, width=a.width,
                       depth=a.depth, rows=[asdict(r) for r in rows])
         write_text_atomic(a.out, json.dumps(record, indent=1))
     return 0
