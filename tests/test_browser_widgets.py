@@ -246,6 +246,11 @@ class Explorer:
     def mode(self) -> str:
         return self.root.locator(".effnet-mode-value").get_attribute("data-value") or ""
 
+    def readouts(self) -> tuple[str, str, str]:
+        """What the width, depth and resolution sliders display beside them."""
+        return tuple(self.root.locator(f".effnet-{n}-slider .widget-readout").inner_text().strip()
+                     for n in ("width", "depth", "resolution"))
+
     def settled(self) -> tuple[str, str, str]:
         """(φ shown, parameter count, mode) once nothing has changed for a moment."""
         _wait_until_stable(lambda: f"{self.phi()} {self.params()} {self.mode()}")
@@ -322,6 +327,27 @@ def test_after_run_all_the_explorer_shows_b4(explorer: Explorer) -> None:
     b4 = RELEASED["b4"]
     assert (mode, int(params)) == ("b4", scaled_b0_params(b4.width, b4.depth)), explorer.root.locator(
         ".effnet-mode").inner_text()
+    # the sliders read B4's multipliers too (a stale echo of φ = 3's once left them at 1.350 / 1.750)
+    _wait_until_stable(explorer.readouts)
+    assert explorer.readouts() == (f"{b4.width:.3f}", f"{b4.depth:.3f}", str(b4.resolution))
+
+
+def test_every_preset_picked_in_the_dropdown_shows_its_multipliers(explorer: Explorer) -> None:
+    """Pick each released network by hand: the mode, the parameter count and all three slider
+    readouts agree with that network."""
+    select = explorer.root.locator(".effnet-preset select")
+    with explorer.screenshot_on_failure("presets"):
+        for key, m in RELEASED.items():
+            select.select_option(label=f"{key.upper()} (released)")
+            explorer.page.wait_for_function(
+                "key => document.querySelector('.effnet-explorer .effnet-mode-value')?.getAttribute('data-value')"
+                " === key", arg=key)
+            _, params, mode = explorer.settled()
+            _wait_until_stable(explorer.readouts)
+            assert (mode, int(params)) == (key, scaled_b0_params(m.width, m.depth))
+            assert explorer.readouts() == (f"{m.width:.3f}", f"{m.depth:.3f}", str(m.resolution)), key
+        select.select_option(label="B4 (released)")  # leave it as Run All did, for the tests after this one
+        explorer.settled()
 
 
 def test_phi_slider_shows_the_parameter_count_of_the_scaled_model(explorer: Explorer) -> None:

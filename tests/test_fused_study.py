@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from effnet_lab.lab.studies.fused import main, saved_activation_bytes, variants, with_fused_stages
+from effnet_lab.lab.measure import count_flops
+from effnet_lab.lab.studies.fused import equal_flops_fused, main, saved_activation_bytes, variants, with_fused_stages
 from effnet_lab.model.blocks import FusedMBConv, MBConv
 from effnet_lab.model.network import EfficientNet
 from effnet_lab.paper.architecture import B0_STAGES, EfficientNetConfig
@@ -41,6 +42,22 @@ def test_fused_early_stages_cost_more_flops_than_they_add_parameters():
     assert every.params / base.params > 3
 
 
+@pytest.mark.parametrize("width, depth, size", [(1.0, 1.0, 224), (0.25, 0.25, 32)])
+def test_equal_flops_variant_is_within_five_percent_by_torchs_count(width, depth, size):
+    base = EfficientNetConfig(B0_STAGES, width=width, depth=depth, resolution=size)
+    matched = equal_flops_fused(base, (0, 1, 2))
+    for i, s in enumerate(matched.stages):
+        if i < 3:  # V2's fused blocks: 3×3, no SE
+            assert (s.block, s.kernel, s.se) == ("fused", 3, 0.0)
+        else:
+            assert s == base.stages[i]
+    x = torch.zeros(1, 3, size, size)
+    flops = [count_flops(EfficientNet(c).eval(), x) for c in (base, matched)]
+    assert abs(flops[1] / flops[0] - 1) <= 0.05
+    with pytest.raises(ValueError, match="no expansion ratio"):
+        equal_flops_fused(base, (0, 1, 2), tolerance=0.05, expansions=(6,))
+
+
 def test_saved_activations_are_what_autograd_keeps():
     # nn.Linear saves its input and its weight for backward: the weight is not an activation
     linear = nn.Linear(64, 32)
@@ -63,7 +80,8 @@ def test_command_line_writes_results_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(["--size", "32", "--batch", "2", "--rounds", "1", "--width", "0.25", "--depth", "0.25",
                  "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert [r["name"] for r in record["rows"]] == ["MBConv everywhere", "Fused stages 1-3", "Fused everywhere"]
+    assert [r["name"] for r in record["rows"]] == ["MBConv everywhere", "Fused stages 1-3", "Fused 1-3, equal FLOPs",
+                                                   "Fused everywhere"]
     assert record["command"].startswith("python -m effnet_lab.lab.studies.fused") and record["hardware"]
     assert "Fused stages 1-3" in capsys.readouterr().out
     assert main(["--size", "32", "--out", str(out)]) == 1

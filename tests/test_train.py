@@ -222,11 +222,14 @@ def test_plots(tiny):
 
 
 @pytest.mark.skipif(not shutil.which("torchrun", path=os.path.dirname(sys.executable)), reason="torchrun missing")
-def test_torchrun_two_processes_matches_single_process(tmp_path):
+@pytest.mark.parametrize("port, extra", [(29517, []), (29518, ["--progressive", "64:96", "--progressive-stages", "2"])],
+                         ids=["fixed-size", "progressive"])
+def test_torchrun_two_processes_matches_single_process(tmp_path, port, extra):
     """2 gloo processes × batch 8 take the same steps as one process × batch 16: DDP averages
     the two half-batch gradients into the full-batch one, and rank r gets every other image of
     the same shuffled order. Made exact by a deterministic input pipeline (square photos, crop
-    area 100 %, no flip or jitter) and no dropout; the linear probe keeps BatchNorm in eval."""
+    area 100 %, no flip or jitter) and no dropout; the linear probe keeps BatchNorm in eval.
+    With progressive learning every rank rebuilds its pipeline at each stage's size alike."""
     from PIL import Image
 
     data = small_copy(tmp_path / "photos", per_class=8)
@@ -234,10 +237,10 @@ def test_torchrun_two_processes_matches_single_process(tmp_path):
         Image.open(path).convert("RGB").resize((112, 112)).save(path)
     common = ["--data", str(data), "--model", "efficientnet_lite0", "--pretrained", "--epochs", "2",
               "--img-size", "96", "--no-progress", "--lr", "1e-2", "--strategy", "linear", "--drop", "0",
-              "--scale", "1", "1", "--hflip", "0", "--color-jitter", "0"]
+              "--scale", "1", "1", "--hflip", "0", "--color-jitter", "0", *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    ddp = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "effnet_lab.train",
+    ddp = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", str(port), "-m", "effnet_lab.train",
                           *common, "--batch-size", "8", "--output", str(tmp_path / "ddp")], capture_output=True,
                          text=True, timeout=600, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
@@ -254,6 +257,8 @@ def test_torchrun_two_processes_matches_single_process(tmp_path):
     assert hist[1][1]["train_loss"] < hist[1][0]["train_loss"] and hist[1][1]["val_acc"] > 0.5  # it learns
     assert [h["val_acc"] for h in hist[0]] == [h["val_acc"] for h in hist[1]]
     assert [h["train_loss"] for h in hist[0]] == pytest.approx([h["train_loss"] for h in hist[1]], rel=1e-5)
+    sizes = [[h["train_size"] for h in run] for run in hist]
+    assert sizes == [[64, 96]] * 2 if extra else sizes == [[96, 96]] * 2
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")

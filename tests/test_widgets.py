@@ -81,6 +81,20 @@ def test_a_snapped_echo_from_the_browser_does_not_detach(explorer):
     assert explorer.mode == "phi"
 
 
+def test_a_stale_echo_is_undone_so_the_sliders_show_the_network(explorer):
+    """φ = 3 then B4 back to back (as notebook 03 does): the browser may echo φ = 3's width and depth,
+    snapped to the step, after B4's. Ignoring them is not enough: the sliders would read 1.35 / 1.75
+    beside B4's counts. The explorer puts them back."""
+    explorer.phi.value = 3.0
+    explorer.preset.value = "b4"
+    explorer.width.value = round(compound_multipliers(3.0).width / 0.05) * 0.05  # 1.35, φ = 3's, snapped
+    explorer.depth.value = round(compound_multipliers(3.0).depth / 0.05) * 0.05  # 1.75
+    b4 = RELEASED["b4"]
+    assert explorer.mode == "b4" and (explorer.width.value, explorer.depth.value) == (b4.width, b4.depth)
+    assert int(shown(explorer.params_html)) == scaled_b0_params(b4.width, b4.depth)
+    explorer.preset.value = "phi"
+
+
 def test_updates_print_nothing(capsys):
     e = scaling_explorer()
     for phi in (0.5, 1.0, 7.9):

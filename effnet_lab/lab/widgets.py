@@ -360,7 +360,7 @@ class ScalingExplorer:
 
         def slider(cls, rng, desc, value, css, fmt=None):
             kw = dict(min=rng[0], max=rng[1], step=rng[2], value=value, description=desc, continuous_update=True,
-                      layout=widgets.Layout(width="420px"), style={"description_width": "80px"})
+                      layout=widgets.Layout(width="440px"), style={"description_width": "100px"})
             if fmt:
                 kw["readout_format"] = fmt
             w = cls(**kw)
@@ -504,6 +504,15 @@ class ScalingExplorer:
         now = time.monotonic()
         if any(abs(change["new"] - v) <= owner.step / 2 + 1e-9 and now - t < ECHO_WINDOW_S
                for v, t in self._recent[name]):
+            latest = self._recent[name][-1][0]
+            if abs(change["new"] - latest) > owner.step / 2 + 1e-9:
+                # a stale echo (of a value set before the latest) moved the slider off the network
+                # shown: put it back, so the readout agrees with the counts
+                self._syncing = True
+                try:
+                    owner.value = latest
+                finally:
+                    self._syncing = False
             return
         self.mode = "custom"
         self.current = (self.width.value, self.depth.value, self.resolution.value)

@@ -10,20 +10,35 @@ shows. In a notebook:
     # solution("mbconv.params")       # uncomment to reveal the worked solution
 
 Exercises live in one module per notebook (mbconv.py, se.py, …) and register themselves
-with `@exercise`.
+with `@exercise`. Every check is remembered in a small JSON file on this machine (no network,
+no account): `progress()` lists which exercises of the workbook you have solved.
 """
 
 from __future__ import annotations
 
+import datetime
 import importlib
+import json
+import logging
 import math
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-_MODULES = ("mbconv", "se", "scaling", "inference", "gradcam", "finetune", "study", "deploy")
+from ...weights.checkpoint import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+NOTEBOOKS = {"mbconv": "01_mbconv", "se": "02_squeeze_excitation", "scaling": "03_compound_scaling",
+             "inference": "04_pretrained_inference", "gradcam": "05_gradcam", "finetune": "06_finetuning",
+             "study": "07_scaling_experiments", "deploy": "08_deployment", "v2": "09_efficientnetv2"}
+_MODULES = tuple(NOTEBOOKS)  # one exercise module per notebook
 NOT_ANSWERED = Ellipsis  # the placeholder `answer = ...` in the notebooks
+PROGRESS_ENV = "EFFNET_LAB_PROGRESS"  # where check() remembers results (a JSON file); "off" to not
 
 
 class NotAnswered(Exception):
@@ -64,6 +79,18 @@ class Exercise:
 _REGISTRY: dict[str, Exercise] = {}
 
 
+def letters(right: set[str]) -> Callable[[Any], bool]:
+    """A judge for multiple-choice answers: accepts the set of letters `right`, given as a set or
+    list ({"a", "c"}) or as text ("a, c", "(a) and (c)": its one-letter words)."""
+
+    def accept(value: Any) -> bool:
+        if isinstance(value, str):
+            value = re.findall(r"\b[a-z]\b", value.lower())
+        return {str(v).strip().strip("()").lower() for v in value} == right
+
+    return accept
+
+
 def exercise(key: str, question: str, hint: str, solution: str, tolerance: float = 1e-6,
              accept: Callable[[Any], bool] | None = None):
     """Decorator: register the function that computes the right answer (`accept`, when given,
@@ -100,13 +127,79 @@ def check(key: str, value: Any) -> None:
     except Exception as e:  # the learner's function failed: say how, not just "not quite"
         if not callable(value):
             raise
+        _remember(key, False)
         print(f"[{key}] ✘ your function raised {type(e).__name__}: {e}. Hint: {ex.hint}")
         return
+    _remember(key, right)
     if right:
         print(f"[{key}] ✔ right!")
     else:
         shown = "your function" if callable(value) else repr(value)
         print(f"[{key}] ✘ not quite ({shown}). Hint: {ex.hint}")
+
+
+def progress_file() -> Path | None:
+    """The file check() records results in: $EFFNET_LAB_PROGRESS, else ~/.cache/effnet_lab/progress.json
+    (None when $EFFNET_LAB_PROGRESS is "off")."""
+    where = os.environ.get(PROGRESS_ENV)
+    if where == "off":
+        return None
+    return Path(where) if where else Path.home() / ".cache" / "effnet_lab" / "progress.json"
+
+
+def _load_progress(path: Path | None) -> dict[str, dict[str, Any]] | None:
+    """The record at `path` ({} when there is none yet); None when the file is unreadable."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _remember(key: str, right: bool) -> None:
+    """Add one try of `key` to the progress file. Solved stays solved; an unreadable record is kept
+    beside the new one (renamed *.unreadable); a file that cannot be written (a read-only home, say)
+    costs a warning, never the check's answer."""
+    path = progress_file()
+    if path is None:
+        return
+    record = _load_progress(path)
+    try:
+        if record is None:
+            kept = path.with_name(path.name + ".unreadable")
+            path.replace(kept)
+            log.warning("exercise progress: %s was unreadable; kept as %s, starting a new record", path, kept)
+            record = {}
+        entry = record.get(key, {"solved": False, "tries": 0})
+        entry["tries"] = int(entry.get("tries", 0)) + 1
+        entry["solved"] = bool(entry.get("solved")) or right
+        entry["last_try"] = datetime.datetime.now().isoformat(timespec="seconds")
+        record[key] = entry
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(record, indent=1, sort_keys=True))
+    except OSError as e:
+        log.warning("exercise progress: cannot write %s (%s); set %s to another file", path, e, PROGRESS_ENV)
+
+
+def progress(show: bool = True) -> dict[str, str]:
+    """Every exercise of the workbook with its state on this machine: "solved", "tried" (checked,
+    not yet right) or "not tried". Printed per notebook unless show=False; returned as a dict."""
+    record = _load_progress(progress_file()) or {}
+    states = {}
+    for key in sorted(all_exercises(), key=lambda k: (list(NOTEBOOKS).index(k.split(".")[0]), k)):
+        entry = record.get(key, {})
+        states[key] = "solved" if entry.get("solved") else "tried" if entry.get("tries") else "not tried"
+    if show:
+        marks = {"solved": "✔", "tried": "✘", "not tried": "·"}
+        solved = sum(s == "solved" for s in states.values())
+        print(f"{solved} of {len(states)} exercises solved (record: {progress_file()})")
+        for module, notebook in NOTEBOOKS.items():
+            keys = [k for k in states if k.split(".")[0] == module]
+            line = "  ".join(f"{marks[states[k]]} {k.split('.', 1)[1]}" for k in keys)
+            print(f"  {notebook:<24} {sum(states[k] == 'solved' for k in keys)}/{len(keys)}   {line}")
+    return states
 
 
 def solution(key: str) -> None:

@@ -4,14 +4,13 @@ rule (`onnxruntime.quantization.quant_utils.compute_scale_zp`) and torch's fake 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import NotAnswered, exercise
+from . import NotAnswered, exercise, letters
 
 _TRIALS = 200
 
@@ -105,12 +104,6 @@ def fake_quant() -> Callable[[torch.Tensor, float, int], torch.Tensor]:
 _LITE_CHANGES = {"a", "b"}
 
 
-def _letters(value: Any) -> bool:
-    if isinstance(value, str):  # "a, b", "(a) and (b)": the one-letter words
-        value = re.findall(r"\b[a-z]\b", value.lower())
-    return {str(v).strip().strip("()").lower() for v in value} == _LITE_CHANGES
-
-
 @exercise(
     "deploy.lite_changes",
     question="Which of Lite's design choices make it friendlier to per-tensor int8 activations? Give the "
@@ -123,7 +116,7 @@ def _letters(value: Any) -> bool:
     solution="(a) and (b). ReLU6 caps the range a calibrator must cover (SiLU is unbounded above); the SE gate "
              "multiplies each channel by a per-image number in (0, 1), so the ranges after it move with the "
              "image. (c) and (d) are about size and cost. Section 8.8 measures whether it matters here.",
-    accept=_letters,
+    accept=letters(_LITE_CHANGES),
 )
 def lite_changes() -> list[str]:
     return sorted(_LITE_CHANGES)

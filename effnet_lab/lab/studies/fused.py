@@ -27,12 +27,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ...data.resources import data_path
 from ...model.network import EfficientNet
 from ...paper.architecture import B0_STAGES, EfficientNetConfig
 from ...paper.cost import count_cost
 from ...train.config import OneLineParser
 from ...weights.checkpoint import write_text_atomic
 from .scaling import hardware
+
+COMMITTED = ("studies", "fused-cpu.json")  # data/studies/…: the run notebook 09 shows
+
+
+def committed_results() -> dict:
+    """The record of the run notebook 09 shows: its command, machine, settings and rows."""
+    return json.loads(data_path(*COMMITTED).read_text(encoding="utf-8"))
 
 
 def with_fused_stages(config: EfficientNetConfig, stages: Sequence[int]) -> EfficientNetConfig:
@@ -45,10 +53,29 @@ def with_fused_stages(config: EfficientNetConfig, stages: Sequence[int]) -> Effi
                                         for i, s in enumerate(config.stages)))
 
 
+def equal_flops_fused(config: EfficientNetConfig, stages: Sequence[int], tolerance: float = 0.05,
+                      expansions: Sequence[float] = (6, 5, 4, 3, 2, 1.5, 1)) -> EfficientNetConfig:
+    """`stages` made Fused-MBConv the way V2 builds them (3×3 kernels, no SE) with the largest of
+    `expansions` (for the stages that expand at all) that keeps the network's multiply-adds at
+    `config.resolution` within `tolerance` of `config`'s: the comparison at similar FLOPs."""
+    target = count_cost(config).macs
+    for expand in expansions:
+        candidate = with_fused_stages(config, stages)
+        candidate = replace(candidate, stages=tuple(
+            replace(s, kernel=3, se=0.0, expand=s.expand if s.expand == 1 else expand) if i in stages else s
+            for i, s in enumerate(candidate.stages)))
+        if abs(count_cost(candidate).macs / target - 1) <= tolerance:
+            return candidate
+    raise ValueError(f"no expansion ratio in {tuple(expansions)} brings fused stages {tuple(stages)} within "
+                     f"{tolerance:.0%} of the network's FLOPs")
+
+
 def variants(config: EfficientNetConfig) -> dict[str, EfficientNetConfig]:
-    """The three networks of the paper's Table 3, from `config`'s table."""
+    """The three networks of the paper's Table 3 from `config`'s table, and a fourth with fused
+    stages 1-3 at the same FLOPs (V2's 3×3, no-SE fused blocks, expansion lowered to fit)."""
     everything = range(len(config.stages))
     return {"MBConv everywhere": config, "Fused stages 1-3": with_fused_stages(config, (0, 1, 2)),
+            "Fused 1-3, equal FLOPs": equal_flops_fused(config, (0, 1, 2)),
             "Fused everywhere": with_fused_stages(config, everything)}
 
 
@@ -153,10 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = hardware(torch.device("cpu"))  # the study's record of the machine (CPU model, threads, versions)
     print(f"B0's table (width {a.width}, depth {a.depth}) at {a.size} px, batch {a.batch}; {machine['cpu']}, "
           f"{machine['threads']} threads, torch {machine['torch']}")
-    print(f"{'network':<20}{'params':>12}{'GFLOPs':>8}{'train img/s':>13}{'×':>6}{'infer img/s':>13}{'×':>6}"
+    print(f"{'network':<24}{'params':>12}{'GFLOPs':>8}{'train img/s':>13}{'×':>6}{'infer img/s':>13}{'×':>6}"
           f"{'saved MB':>10}")
     for r in rows:
-        print(f"{r.name:<20}{r.params:>12,}{r.gmacs:8.3f}{r.train_images_per_s:13.1f}"
+        print(f"{r.name:<24}{r.params:>12,}{r.gmacs:8.3f}{r.train_images_per_s:13.1f}"
               f"{r.train_images_per_s / ref.train_images_per_s:6.2f}{r.infer_images_per_s:13.1f}"
               f"{r.infer_images_per_s / ref.infer_images_per_s:6.2f}{r.saved_activation_mb:10.1f}")
     if a.out is not None:

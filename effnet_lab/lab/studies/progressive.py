@@ -71,6 +71,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ("batch_size", 16), ("lr", 1e-3), ("strategy", "partial"), ("train_stages", 2), ("pretrained", True))),
 }
 ARMS = ("fixed", "progressive", "progressive-same-time")
+COMMITTED = ("studies", "progressive-cpu", "results.jsonl")  # data/studies/…: the runs notebook 09 shows
 LONGER = 1.5  # the third arm's epochs, relative to the others
 FASHION_TRAIN_PER_CLASS = 500
 
@@ -98,6 +99,11 @@ def build_trainer(experiment: Experiment, arm: str, seed: int) -> Trainer:
         model = EfficientNet(V2_28PX, num_classes=len(FASHION_MNIST_CLASSES), in_chans=1)
         return Trainer(model=model, data=_fashion_datasets(), class_names=list(FASHION_MNIST_CLASSES), **settings)
     return Trainer(model="efficientnet_lite0", data=str(data_path("demo")), **settings)
+
+
+def committed_results() -> Path:
+    """The results file of the runs notebook 09 shows (its README gives the commands)."""
+    return data_path(*COMMITTED)
 
 
 def run_key(experiment: str, arm: str, seed: int) -> str:
