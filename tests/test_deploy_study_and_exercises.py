@@ -12,6 +12,8 @@ from torch import nn
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from conftest import said
+
 from effnet_lab.lab.exercises import check, get, solution  # noqa: E402
 from effnet_lab.model.blocks import SqueezeExcite  # noqa: E402
 from effnet_lab.model.network import EfficientNet  # noqa: E402
@@ -33,7 +35,7 @@ def test_scale_zero_point_exercise_accepts_the_rule_and_refuses_near_misses(caps
     # forgetting to include 0 in the range: right for ranges that straddle 0, wrong for ReLU6-like ones
     check("deploy.scale_zero_point", lambda a, b: ((b - a) / 255, int(np.round(-a / ((b - a) / 255)))))
     out = capsys.readouterr().out
-    assert "✘ not quite (your function)" in out and get("deploy.scale_zero_point").hint in out
+    assert "✘ not quite (your function)" in out and said(get("deploy.scale_zero_point").hint) in said(out)
 
     def stub(rmin, rmax):
         ...
@@ -65,7 +67,7 @@ def test_pasted_solutions_pass_their_own_checks(capsys):
 def test_an_error_in_the_learners_function_is_shown(capsys):
     check("deploy.fake_quant", lambda x, s, z: torch.clamp(torch.round(x / s) + z, 0, "255"))
     out = capsys.readouterr().out
-    assert "✘ your function raised TypeError" in out and get("deploy.fake_quant").hint in out
+    assert "✘ your function raised TypeError" in out and said(get("deploy.fake_quant").hint) in said(out)
 
 
 def test_lite_changes_exercise(capsys):

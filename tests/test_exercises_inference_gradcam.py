@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import forward_with_activation, manual_gradcam
+from conftest import forward_with_activation, manual_gradcam, said
 from PIL import Image
 
 import effnet_lab
@@ -101,7 +101,7 @@ def test_check_messages(capsys):
     assert "✔ right" in capsys.readouterr().out
     check("inference.resize", 256)
     out = capsys.readouterr().out
-    assert "✘ not quite (256)" in out and "floor(input size / crop_pct)" in out
+    assert "✘ not quite (256)" in out and "floor(input size / crop_pct)" in said(out)
     check("inference.resize", ...)
     assert "not answered yet" in capsys.readouterr().out
     check("gradcam.map_size", (28, 28))

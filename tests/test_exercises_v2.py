@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import torch
+from conftest import said
 
 from effnet_lab.lab.exercises import all_exercises, check, get, solution
 from effnet_lab.lab.exercises.v2 import _fused_cases, _torchvision_fused_params
@@ -20,7 +21,7 @@ def _verdict(capsys, key, value) -> str:
 
 def test_pasted_solutions_pass_their_own_checks(capsys):
     for key, name in (("v2.fused_params", "fused_mbconv_params"), ("v2.train_size", "train_size")):
-        code = get(key).solution.split("\n(")[0]  # the code, without the remark after it
+        code = get(key).solution  # all of it: the remark after the code is a comment
         scope: dict = {}
         exec(code, scope)
         assert "✔ right" in _verdict(capsys, key, scope[name]), code
@@ -32,7 +33,7 @@ def test_usual_mistakes_get_the_hint(capsys):
     depthwise = lambda i, o, e, k: i * i * e + 2 * i * e + k * k * i * e + 2 * i * e + i * e * o + 2 * o  # noqa: E731
     for wrong in (no_bn, always_two_convs, depthwise):
         out = _verdict(capsys, "v2.fused_params", wrong)
-        assert "✘ not quite" in out and get("v2.fused_params").hint in out
+        assert "✘ not quite" in out and said(get("v2.fused_params").hint) in said(out)
     per_epoch = lambda ep, n, m, s, e: round(s + (e - s) * ep / (n - 1)) if n > 1 else e  # noqa: E731
     no_single_stage = lambda ep, n, m, s, e: round(s + (e - s) * (ep * m // n) / max(m - 1, 1))  # noqa: E731
     for wrong in (per_epoch, no_single_stage):

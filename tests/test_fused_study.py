@@ -37,7 +37,7 @@ def test_fused_early_stages_cost_more_flops_than_they_add_parameters():
     FLOPs (the dense k×k conv runs at high resolution) and few parameters; fusing the late stages
     adds most parameters."""
     costs = {n: count_cost(c) for n, c in variants(EfficientNetConfig(B0_STAGES)).items()}
-    base, early, every = costs["MBConv everywhere"], costs["Fused stages 1-3"], costs["Fused everywhere"]
+    base, early, every = costs["MBConv everywhere"], costs["Fused stages 2-4"], costs["Fused everywhere"]
     assert early.macs / base.macs > 1.5 and early.params / base.params < 1.1
     assert every.params / base.params > 3
 
@@ -80,9 +80,9 @@ def test_command_line_writes_results_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(["--size", "32", "--batch", "2", "--rounds", "1", "--width", "0.25", "--depth", "0.25",
                  "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert [r["name"] for r in record["rows"]] == ["MBConv everywhere", "Fused stages 1-3", "Fused 1-3, equal FLOPs",
+    assert [r["name"] for r in record["rows"]] == ["MBConv everywhere", "Fused stages 2-4", "Fused 2-4, equal FLOPs",
                                                    "Fused everywhere"]
     assert record["command"].startswith("python -m effnet_lab.lab.studies.fused") and record["hardware"]
-    assert "Fused stages 1-3" in capsys.readouterr().out
+    assert "Fused stages 2-4" in capsys.readouterr().out
     assert main(["--size", "32", "--out", str(out)]) == 1
     assert "exists" in capsys.readouterr().err

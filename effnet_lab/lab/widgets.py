@@ -546,13 +546,15 @@ class ScalingExplorer:
             return (f"{span}<b>following φ = {phi:.1f}</b></span> on {base}: depth α^φ = {ALPHA}^{phi:.1f} = "
                     f"{ALPHA**phi:.3f}, width β^φ = {BETA}^{phi:.1f} = {BETA**phi:.3f}, resolution "
                     f"224·γ^φ = 224·{GAMMA}^{phi:.1f} = {224 * GAMMA**phi:.1f} → {self.resolution.value} px{capped} "
-                    f"(FLOPs ≈ {ALPHA * BETA**2 * GAMMA**2:.2f}^φ × the base's)")
+                    f"(FLOPs ≈ {ALPHA * BETA**2 * GAMMA**2:.2f}^φ × the base's; the sliders show these values "
+                    f"to their 0.05 step, the counts use them exactly)")
         if self.mode in family.tables:
             t = family.tables[self.mode]
-            return (f"{span}<b>released {family.name(self.mode)}</b></span>: a stage table of its own (the V2 paper's "
-                    f"Table 4 for S), not V2-B0 times multipliers: the later stages grow more than the early ones "
-                    f"(non-uniform scaling), evaluated at {t.resolution} px. The sliders now scale this table; "
-                    "choose “pure rule” to go back to V2-B0.")
+            source = "the V2 paper's Table 4" if self.mode == "s" else "as torchvision and timm build it"
+            return (f"{span}<b>released {family.name(self.mode)}</b></span>: a stage table of its own ({source}), "
+                    f"not V2-B0 times multipliers: S → M → L add most of their layers to the late stages and a "
+                    f"new last stage (non-uniform scaling), evaluated at {t.resolution} px. The sliders now scale "
+                    "this table; choose “pure rule” to go back to V2-B0.")
         if self.mode in family.released:
             m = family.released[self.mode]
             ph = implied_phi(m)

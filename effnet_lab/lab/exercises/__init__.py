@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +39,7 @@ NOTEBOOKS = {"mbconv": "01_mbconv", "se": "02_squeeze_excitation", "scaling": "0
              "study": "07_scaling_experiments", "deploy": "08_deployment", "v2": "09_efficientnetv2"}
 _MODULES = tuple(NOTEBOOKS)  # one exercise module per notebook
 NOT_ANSWERED = Ellipsis  # the placeholder `answer = ...` in the notebooks
+LINE_WIDTH = 100  # JupyterLab and Colab break long output lines mid-word; we break them between words
 PROGRESS_ENV = "EFFNET_LAB_PROGRESS"  # where check() remembers results (a JSON file); "off" to not
 
 
@@ -113,29 +115,35 @@ def get(key: str) -> Exercise:
     return _REGISTRY[key]
 
 
+def _say(text: str) -> None:
+    """Print `text`, each line longer than LINE_WIDTH wrapped at spaces (code lines are shorter)."""
+    print("\n".join(textwrap.fill(line, LINE_WIDTH, break_long_words=False, break_on_hyphens=False)
+                    if len(line) > LINE_WIDTH else line for line in text.split("\n")))
+
+
 def check(key: str, value: Any) -> None:
     """Print whether `value` answers exercise `key`, with a hint when it does not."""
     ex = get(key)
     if value is NOT_ANSWERED or value is None:
-        print(f"[{key}] not answered yet — replace `...` with your answer. {ex.question}")
+        _say(f"[{key}] not answered yet — replace `...` with your answer and run the cell again.")
         return
     try:
         right = ex.is_right(value)
     except NotAnswered:
-        print(f"[{key}] not answered yet — your function returns None: replace `...` with its body. {ex.question}")
+        _say(f"[{key}] not answered yet — your function returns None: replace `...` with its body.")
         return
     except Exception as e:  # the learner's function failed: say how, not just "not quite"
         if not callable(value):
             raise
         _remember(key, False)
-        print(f"[{key}] ✘ your function raised {type(e).__name__}: {e}. Hint: {ex.hint}")
+        _say(f"[{key}] ✘ your function raised {type(e).__name__}: {e}. Hint: {ex.hint}")
         return
     _remember(key, right)
     if right:
-        print(f"[{key}] ✔ right!")
+        _say(f"[{key}] ✔ right!")
     else:
         shown = "your function" if callable(value) else repr(value)
-        print(f"[{key}] ✘ not quite ({shown}). Hint: {ex.hint}")
+        _say(f"[{key}] ✘ not quite ({shown}). Hint: {ex.hint}")
 
 
 def progress_file() -> Path | None:
@@ -207,7 +215,7 @@ def solution(key: str) -> None:
     ex = get(key)
     answer = ex.answer()
     shown = "" if callable(answer) else f"\n\nAnswer: {answer!r}"  # implement-it: the solution is the code
-    print(f"[{key}] {ex.question}\n\n{ex.solution}{shown}")
+    _say(f"[{key}] solution:\n\n{ex.solution}{shown}")
 
 
 @lru_cache(maxsize=2)

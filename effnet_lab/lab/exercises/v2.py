@@ -56,14 +56,15 @@ def _fused_params_right(fn: Any) -> bool:
          "a 1×1 projection to out_ch (mid·out_ch). With expand = 1 there is only the kernel×kernel conv, straight "
          "to out_ch. No conv has a bias; each conv is followed by a BatchNorm with 2 learnable numbers per channel "
          "(the running mean and variance are buffers, not parameters). The stride changes the output size, not "
-         "the weights. Check: (24, 24, 1, 3) gives 5,232.",
+         "the weights. Check yourself on section 9.2's figure: (48, 48, 4, 3) is 83,328 + 9,312 = 92,640; and "
+         "(24, 24, 1, 3) gives 5,232.",
     solution="def fused_mbconv_params(in_ch, out_ch, expand, kernel):\n"
              "    if expand == 1:  # one k×k conv, no projection\n"
              "        return kernel * kernel * in_ch * out_ch + 2 * out_ch\n"
              "    mid = in_ch * expand\n"
              "    return kernel * kernel * in_ch * mid + 2 * mid + mid * out_ch + 2 * out_ch\n"
-             "(The MBConv it replaces spends in_ch·mid + kernel²·mid + mid·out_ch weights: the k×k part is "
-             "depthwise, kernel² per channel instead of kernel²·in_ch.)",
+             "# The MBConv it replaces spends in_ch·mid + kernel²·mid + mid·out_ch weights: its k×k conv is\n"
+             "# depthwise, kernel² weights per channel instead of kernel²·in_ch.",
     accept=_fused_params_right,
 )
 def fused_params() -> Callable[..., int]:
@@ -120,8 +121,8 @@ def _train_size_right(fn: Any) -> bool:
              "        return end\n"
              "    i = epoch * stages // epochs\n"
              "    return round(start + (end - start) * i / (stages - 1))\n"
-             "(effnet_lab.train.progressive.progressive_schedule returns the same sizes, with the regularisation "
-             "strength of each stage.)",
+             "# effnet_lab.train.progressive.progressive_schedule returns the same sizes, with each stage's\n"
+             "# regularisation strength.",
     accept=_train_size_right,
 )
 def train_size() -> Callable[..., int]:

@@ -1,6 +1,7 @@
 """Fused-MBConv in the early stages (EfficientNetV2 paper, Table 3): what it costs and what it buys.
 
-The V2 paper replaces the MBConv blocks of EfficientNet-B4's stages 1-3 by Fused-MBConv (one full
+The V2 paper replaces the MBConv blocks of EfficientNet-B4's first three block stages (its "stages
+1-3", stem = 0; stages 2-4 in Table 1's numbering, which the workbook uses) by Fused-MBConv (one full
 k×k conv instead of 1×1 expand + k×k depthwise) and reports more parameters and FLOPs but faster
 training on TPU and GPU; fused blocks in every stage are slower again. This module builds those
 variants of any EfficientNetConfig and measures, on the machine at hand, for each: parameters and
@@ -44,8 +45,8 @@ def committed_results() -> dict:
 
 
 def with_fused_stages(config: EfficientNetConfig, stages: Sequence[int]) -> EfficientNetConfig:
-    """`config` with the blocks of `stages` (0-based: 0 is the paper's stage 1, B0's MBConv1)
-    made Fused-MBConv; everything else as it was."""
+    """`config` with the blocks of `stages` (0-based indices into `config.stages`: 0 is stage 2 of
+    Table 1, B0's MBConv1) made Fused-MBConv; everything else as it was."""
     bad = [i for i in stages if not 0 <= i < len(config.stages)]
     if bad:
         raise ValueError(f"stages {bad} out of range: the table has stages 0 … {len(config.stages) - 1}")
@@ -72,10 +73,10 @@ def equal_flops_fused(config: EfficientNetConfig, stages: Sequence[int], toleran
 
 def variants(config: EfficientNetConfig) -> dict[str, EfficientNetConfig]:
     """The three networks of the paper's Table 3 from `config`'s table, and a fourth with fused
-    stages 1-3 at the same FLOPs (V2's 3×3, no-SE fused blocks, expansion lowered to fit)."""
+    stages 2-4 at the same FLOPs (V2's 3×3, no-SE fused blocks, expansion lowered to fit)."""
     everything = range(len(config.stages))
-    return {"MBConv everywhere": config, "Fused stages 1-3": with_fused_stages(config, (0, 1, 2)),
-            "Fused 1-3, equal FLOPs": equal_flops_fused(config, (0, 1, 2)),
+    return {"MBConv everywhere": config, "Fused stages 2-4": with_fused_stages(config, (0, 1, 2)),
+            "Fused 2-4, equal FLOPs": equal_flops_fused(config, (0, 1, 2)),
             "Fused everywhere": with_fused_stages(config, everything)}
 
 
