@@ -411,3 +411,23 @@ def test_a_raw_pickle_is_refused_as_one(tmp_path, protocol):
 def test_settings_of_the_wrong_type_are_named(settings, flag):
     with pytest.raises(ValueError, match=flag):
         TrainConfig(data="d", **settings)
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_notebook_06_own_images_cell_says_what_to_fix_in_one_line(tmp_path, capsys, make):
+    """Notebook 06's "your own images" cell, run with a folder that does not exist or holds no class
+    folders: one line naming the problem, not a DatasetError traceback."""
+    import json
+
+    folder = tmp_path / "my_photos"
+    if make == "empty":
+        folder.mkdir()
+    nb = json.loads((ROOT / "notebooks" / "06_finetuning.ipynb").read_text(encoding="utf-8"))
+    cell = next("".join(c["source"]) for c in nb["cells"]
+                if c["cell_type"] == "code" and "".join(c["source"]).startswith("MY_FOLDER = None"))
+    code = cell.replace("MY_FOLDER = None", f"MY_FOLDER = {str(folder)!r}", 1)
+    scope = dict(SETTINGS=dict(model="efficientnet_lite0", pretrained=False, epochs=1), GPU=False, Path=Path,
+                 finetune=finetune, DatasetError=DatasetError)
+    exec(code, scope)
+    out = capsys.readouterr().out
+    assert out.startswith("MY_FOLDER: ") and out.count("\n") == 1 and str(folder) in out, out
