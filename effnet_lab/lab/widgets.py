@@ -268,13 +268,16 @@ def _xy(params: int, gflops: float) -> tuple[float, float, bool]:
     return _CL + fx * (_CW - _CL - _CR), _CH - _CB - fy * (_CH - _CB - _CT), inside
 
 
-def _points_svg(family: Family, colour: str) -> list[str]:
+def _points_svg(family: Family, colour: str, below: bool = False) -> list[str]:
+    """Each released network of `family` as a dot and its name: above left, or below right (V2's,
+    so that they do not sit on V1's labels nearby)."""
     out = []
     for name, r in _released_points(family):
         x, y, _ = _xy(r["params"], r["gflops"])
         label = name.replace("V2-", "")
+        tx, ty, anchor = (x + 5, y + 11, "start") if below else (x - 5, y - 5, "end")
         out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>'
-                   f'<text x="{x - 5:.1f}" y="{y - 5:.1f}" text-anchor="end" fill="{colour}">{label}</text>')
+                   f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" fill="{colour}">{label}</text>')
     return out
 
 
@@ -288,8 +291,9 @@ def _curve_static(family_key: str = "v1") -> str:
            'fill="none" stroke="#999"/>']
     for e in range(x0, x1 + 1):
         x, _, _ = _xy(10**e * 1e6, 10**y0)
+        anchor = "end" if e == x1 else "middle"  # the last label would run past the frame's right edge
         out.append(f'<line x1="{x:.1f}" y1="{_CT}" x2="{x:.1f}" y2="{_CH - _CB}" stroke="#eee"/>'
-                   f'<text x="{x:.1f}" y="{_CH - _CB + 11}" text-anchor="middle">{10**e:g}M</text>')
+                   f'<text x="{x:.1f}" y="{_CH - _CB + 11}" text-anchor="{anchor}">{10**e:g}M</text>')
     for e in range(y0, y1 + 1):
         _, y, _ = _xy(10**x0 * 1e6, 10**e)
         out.append(f'<line x1="{_CL}" y1="{y:.1f}" x2="{_CW - _CR}" y2="{y:.1f}" stroke="#eee"/>'
@@ -310,7 +314,7 @@ def _curve_static(family_key: str = "v1") -> str:
     out += _points_svg(FAMILIES["v1"], "#4c78a8")
     legend = [("#4c78a8", "● released B0–B7")]
     if family_key == "v2":
-        out += _points_svg(family, _V2_COLOUR)
+        out += _points_svg(family, _V2_COLOUR, below=True)
         legend.append((_V2_COLOUR, "● released V2-B0…B3, V2-S/M/L"))
     rule = f"- - pure rule on {'V2-B0' if family_key == 'v2' else 'B0'}, φ = {PHI_RANGE[0]:g} … {PHI_RANGE[1]:g}"
     legend += [("#888", rule), ("#d62728", "● this network")]
