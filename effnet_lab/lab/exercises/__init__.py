@@ -24,7 +24,7 @@ import math
 import os
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -79,6 +79,22 @@ class Exercise:
 
 
 _REGISTRY: dict[str, Exercise] = {}
+
+
+def agrees_on_cases(fn: Any, cases: Iterable[tuple[tuple, Any]], same: Callable[[Any, Any], bool]) -> bool:
+    """The judge of an implement-it exercise: run the learner's `fn` on the arguments of each
+    (arguments, expected) case, in order, and ask `same(result, expected)`. False at the first
+    disagreement (or when `fn` is not a function); NotAnswered when `fn` returns None, as the
+    `...` stub does. Cases may be a generator, so expected values are made only as needed."""
+    if not callable(fn):
+        return False
+    for args, expected in cases:
+        result = fn(*args)
+        if result is None:
+            raise NotAnswered
+        if not same(result, expected):
+            return False
+    return True
 
 
 def letters(right: set[str]) -> Callable[[Any], bool]:

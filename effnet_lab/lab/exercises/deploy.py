@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import NotAnswered, exercise, letters
+from . import agrees_on_cases, exercise, letters
 
 _TRIALS = 200
 
@@ -34,17 +34,11 @@ def _peer_scale_zp(rmin: float, rmax: float) -> tuple[float, int]:
 
 
 def _scale_zp_right(fn: Any) -> bool:
-    if not callable(fn):
-        return False
-    for rmin, rmax in _ranges():
-        result = fn(rmin, rmax)
-        if result is None:
-            raise NotAnswered
-        scale, zp = result
-        want_scale, want_zp = _peer_scale_zp(rmin, rmax)
-        if not (np.isclose(float(scale), want_scale, rtol=1e-5) and int(zp) == want_zp):
-            return False
-    return True
+    def same(got: Any, want: tuple[float, int]) -> bool:
+        scale, zp = got
+        return bool(np.isclose(float(scale), want[0], rtol=1e-5)) and int(zp) == want[1]
+
+    return agrees_on_cases(fn, (((lo, hi), _peer_scale_zp(lo, hi)) for lo, hi in _ranges()), same)
 
 
 @exercise(
@@ -67,20 +61,20 @@ def scale_zero_point() -> Callable[[float, float], tuple[float, int]]:
 
 
 def _fake_quant_right(fn: Any) -> bool:
-    if not callable(fn):
-        return False
-    g = torch.Generator().manual_seed(0)
-    for rmin, rmax in _ranges()[:60]:
-        scale, zp = _peer_scale_zp(rmin, rmax)
-        x = torch.empty(1000).uniform_(rmin - abs(rmin) * 0.5 - 0.1, rmax + abs(rmax) * 0.5 + 0.1, generator=g)
-        result = fn(x, scale, zp)
-        if result is None:
-            raise NotAnswered
-        got = torch.as_tensor(result, dtype=torch.float32)
+    def cases():
+        g = torch.Generator().manual_seed(0)
+        for rmin, rmax in _ranges()[:60]:
+            scale, zp = _peer_scale_zp(rmin, rmax)
+            x = torch.empty(1000).uniform_(rmin - abs(rmin) * 0.5 - 0.1, rmax + abs(rmax) * 0.5 + 0.1, generator=g)
+            yield (x, scale, zp), (x, scale, zp)
+
+    def same(got: Any, case: tuple[torch.Tensor, float, int]) -> bool:
+        x, scale, zp = case
+        got = torch.as_tensor(got, dtype=torch.float32)
         want = torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255)
-        if got.shape != want.shape or not torch.allclose(got, want, rtol=0, atol=scale * 1e-3):
-            return False
-    return True
+        return got.shape == want.shape and torch.allclose(got, want, rtol=0, atol=scale * 1e-3)
+
+    return agrees_on_cases(fn, cases(), same)
 
 
 @exercise(

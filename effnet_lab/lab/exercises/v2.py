@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from . import NotAnswered, exercise, letters
+from . import agrees_on_cases, exercise, letters
 
 _TRIALS = 60
 
@@ -36,15 +36,8 @@ def _torchvision_fused_params(in_ch: int, out_ch: int, expand: int, kernel: int,
 
 
 def _fused_params_right(fn: Any) -> bool:
-    if not callable(fn):
-        return False
-    for in_ch, out_ch, expand, kernel, stride in _fused_cases():
-        got = fn(in_ch, out_ch, expand, kernel)
-        if got is None:
-            raise NotAnswered
-        if int(got) != _torchvision_fused_params(in_ch, out_ch, expand, kernel, stride):
-            return False
-    return True
+    cases = (((i, o, e, k), _torchvision_fused_params(i, o, e, k, stride)) for i, o, e, k, stride in _fused_cases())
+    return agrees_on_cases(fn, cases, lambda got, want: int(got) == want)
 
 
 @exercise(
@@ -91,19 +84,18 @@ def _library_size(epoch: int, epochs: int, stages: int, start: int, end: int) ->
 
 
 def _train_size_right(fn: Any) -> bool:
-    if not callable(fn):
-        return False
-    for epoch, epochs, stages, start, end in _progressive_cases():
-        got = fn(epoch, epochs, stages, start, end)
-        if got is None:
-            raise NotAnswered
-        want = _library_size(epoch, epochs, stages, start, end)
-        i = epoch * stages // epochs
-        exact = start + (end - start) * i / (stages - 1) if stages > 1 else end
+    def cases():
+        for epoch, epochs, stages, start, end in _progressive_cases():
+            i = epoch * stages // epochs
+            exact = start + (end - start) * i / (stages - 1) if stages > 1 else end
+            yield (epoch, epochs, stages, start, end), (_library_size(epoch, epochs, stages, start, end), exact)
+
+    def same(got: Any, expected: tuple[int, float]) -> bool:
+        want, exact = expected
         half = (2 * exact) % 2 == 1  # x.5: rounding up or to even are both fine
-        if not (int(got) == want or (half and abs(int(got) - exact) == 0.5)):
-            return False
-    return True
+        return int(got) == want or (half and abs(int(got) - exact) == 0.5)
+
+    return agrees_on_cases(fn, cases(), same)
 
 
 @exercise(
