@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: interleaved timing, peak-memory measurement, ratio lines.
+"""What the benchmark scripts share: interleaved timing (the library's), peak-memory measurement, ratio lines.
 
 Imported by the scripts in this folder (`python benchmarks/<script>.py` puts the folder on
 sys.path), never by the library.
@@ -12,37 +12,14 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-
-def interleaved(steps: dict[str, Callable[[], None]], iters: int, rounds: int, warmup: int,
-                batch: int, sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
-    """images/s of every timed step of each candidate.
-
-    Candidates take turns one step at a time (rounds × iters turns each, the order rotating
-    every turn), so a burst of background load lands on all of them, not on one. `sync` is
-    called before reading the clock (torch.cuda.synchronize on a GPU).
-    """
-    names = list(steps)
-    for name in names:
-        for _ in range(warmup):
-            steps[name]()
-    sync()
-    rates: dict[str, list[float]] = {n: [] for n in names}
-    for turn in range(rounds * iters):
-        k = turn % len(names)
-        for name in names[k:] + names[:k]:
-            t0 = time.perf_counter()
-            steps[name]()
-            sync()
-            rates[name].append(batch / (time.perf_counter() - t0))
-    return rates
+from effnet_lab.lab.measure import interleaved  # noqa: E402, F401  (the scripts import it from here)
 
 
 def _status_kb(field: str) -> int | None:

@@ -11,8 +11,10 @@ and the activation memory a train step keeps for backward (every tensor autograd
 
     python -m effnet_lab.lab.studies.fused --size 224 --batch 8 --out results/fused.json
 
-Only the block kind changes: kernels, strides, expansion ratios, channels, repeats and SE stay as
-in the table, so the comparison is the paper's "replace MBConv by Fused-MBConv".
+In the paper's variants only the block kind changes: kernels, strides, expansion ratios, channels,
+repeats and SE stay as in the table ("replace MBConv by Fused-MBConv"). A fourth variant is not in
+the paper: stages 2-4 fused as V2 builds them (3×3, no SE) with the expansion lowered until the
+network's FLOPs are within 5 % of the original's, the comparison at similar FLOPs.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from ...paper.architecture import B0_STAGES, EfficientNetConfig
 from ...paper.cost import count_cost
 from ...train.config import OneLineParser
 from ...weights.checkpoint import write_text_atomic
+from ..measure import interleaved
 from .scaling import hardware
 
 COMMITTED = ("studies", "fused-cpu.json")  # data/studies/…: the run notebook 09 shows
@@ -108,18 +110,6 @@ class Measured:
     saved_activation_mb: float  # one train step's batch
 
 
-def _interleaved(steps: dict[str, Callable[[], None]], rounds: int, batch: int) -> dict[str, list[float]]:
-    """images/s of each step, the candidates taking turns one step at a time."""
-    rates: dict[str, list[float]] = {n: [] for n in steps}
-    names = list(steps)
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
-            steps[name]()
-            rates[name].append(batch / (time.perf_counter() - start))
-    return rates
-
-
 def measure(configs: dict[str, EfficientNetConfig], size: int = 224, batch: int = 8, rounds: int = 6,
             warmup: int = 1, seed: int = 0) -> list[Measured]:
     """Build every network (random weights), then time one SGD train step and one inference pass of
@@ -144,18 +134,14 @@ def measure(configs: dict[str, EfficientNetConfig], size: int = 224, batch: int 
         with torch.inference_mode():
             m(x)
 
-    for name in models:
-        for _ in range(warmup):
-            train(name)
-            infer(name)
-    train_rates = _interleaved({n: (lambda n=n: train(n)) for n in models}, rounds, batch)
-    infer_rates = _interleaved({n: (lambda n=n: infer(n)) for n in models}, rounds, batch)
+    train_rates = interleaved({n: (lambda n=n: train(n)) for n in models}, 1, rounds, warmup, batch)
+    infer_rates = interleaved({n: (lambda n=n: infer(n)) for n in models}, 1, rounds, warmup, batch)
     out = []
     for name, config in configs.items():
         cost = count_cost(config, size)
         out.append(Measured(name, cost.params, cost.gmacs, statistics.median(train_rates[name]),
                             statistics.median(infer_rates[name]),
-                            saved_activation_bytes(models[name], x[:batch]) / 1e6))
+                            saved_activation_bytes(models[name], x) / 1e6))
     return out
 
 
