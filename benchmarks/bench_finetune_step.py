@@ -31,14 +31,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from benchlib import ROOT, RssPeak, interleaved, ratio_line, run_worker
+from benchlib import ROOT, RssPeak, add_timing_arguments, interleaved, ratio_line, run_worker, warmup_steps
 from torch import nn
 
 from effnet_lab.model.network import optimizer_param_groups
@@ -200,21 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default=None, help="default: cuda, then mps, then cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile both models (as --compile in training)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--rounds", type=int, default=5, help="timing rounds (rounds x iters timed steps each)")
-    p.add_argument("--iters", type=int, default=2, help="timed steps per candidate per round")
-    p.add_argument("--quick", action="store_true", help="smoke test: 1 round, 1 step, no memory")
-    p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--mem-worker", nargs=2, metavar=("STRATEGY", "CANDIDATE"), help=argparse.SUPPRESS)
+    add_timing_arguments(p, worker=("STRATEGY", "CANDIDATE"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
 
     if a.mem_worker:
         memory_worker(a, *a.mem_worker)
         return 0
-    warmup = 2
-    if a.quick:
-        a.rounds, a.iters, warmup, a.no_memory = 1, 1, 1, True
+    warmup = warmup_steps(a)
 
     rows, ok = [], True
     worker_args = list(sys.argv[1:] if argv is None else argv)

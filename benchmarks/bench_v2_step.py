@@ -25,12 +25,11 @@ import argparse
 import contextlib
 import functools
 import json
-import os
 import statistics
 import sys
 
 import torch
-from benchlib import RssPeak, interleaved, ratio_line, run_worker
+from benchlib import RssPeak, add_timing_arguments, interleaved, ratio_line, run_worker, warmup_steps
 from torch import nn
 
 import effnet_lab
@@ -131,20 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--device", default=None, help="default: cuda when present, else cpu")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--rounds", type=int, default=5, help="timing rounds (rounds x iters timed steps each)")
-    p.add_argument("--iters", type=int, default=2, help="timed steps per candidate per round")
-    p.add_argument("--quick", action="store_true", help="smoke test: 1 round, 1 step, no memory")
-    p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--mem-worker", nargs=2, metavar=("KIND", "CANDIDATE"), help=argparse.SUPPRESS)
+    add_timing_arguments(p, worker=("KIND", "CANDIDATE"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.mem_worker:
         memory_worker(a, *a.mem_worker)
         return 0
-    warmup = 2
-    if a.quick:
-        a.rounds, a.iters, warmup, a.no_memory = 1, 1, 1, True
+    warmup = warmup_steps(a)
 
     import timm
     import torchvision

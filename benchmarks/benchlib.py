@@ -6,8 +6,10 @@ sys.path), never by the library.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -20,6 +22,27 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from effnet_lab.lab.measure import interleaved  # noqa: E402, F401  (the scripts import it from here)
+
+
+def add_timing_arguments(p: argparse.ArgumentParser, worker: tuple[str, str]) -> None:
+    """The options the step benchmarks share: threads, rounds × iters timed steps, --quick,
+    --no-memory, and the hidden --mem-worker `worker` (two names: the subprocess that measures
+    one candidate's peak memory)."""
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--rounds", type=int, default=5, help="timing rounds (rounds x iters timed steps each)")
+    p.add_argument("--iters", type=int, default=2, help="timed steps per candidate per round")
+    p.add_argument("--quick", action="store_true", help="smoke test: 1 round, 1 step, no memory")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--mem-worker", nargs=2, metavar=worker, help=argparse.SUPPRESS)
+
+
+def warmup_steps(a: argparse.Namespace) -> int:
+    """Warm-up steps per candidate: 2; with --quick 1, and a single round of one step without the
+    memory subprocesses (`a` is changed to say so)."""
+    if a.quick:
+        a.rounds, a.iters, a.no_memory = 1, 1, True
+        return 1
+    return 2
 
 
 def _status_kb(field: str) -> int | None:
