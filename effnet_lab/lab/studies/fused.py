@@ -62,11 +62,11 @@ def equal_flops_fused(config: EfficientNetConfig, stages: Sequence[int], toleran
     `expansions` (for the stages that expand at all) that keeps the network's multiply-adds at
     `config.resolution` within `tolerance` of `config`'s: the comparison at similar FLOPs."""
     target = count_cost(config).macs
+    fused = with_fused_stages(config, stages)
     for expand in expansions:
-        candidate = with_fused_stages(config, stages)
-        candidate = replace(candidate, stages=tuple(
+        candidate = replace(fused, stages=tuple(
             replace(s, kernel=3, se=0.0, expand=s.expand if s.expand == 1 else expand) if i in stages else s
-            for i, s in enumerate(candidate.stages)))
+            for i, s in enumerate(fused.stages)))
         if abs(count_cost(candidate).macs / target - 1) <= tolerance:
             return candidate
     raise ValueError(f"no expansion ratio in {tuple(expansions)} brings fused stages {tuple(stages)} within "
